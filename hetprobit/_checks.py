@@ -1,0 +1,147 @@
+"""Input validation shared by the whole package.
+
+Every public function validates its inputs with these helpers so that bad input fails
+loudly, naming the argument and the offending value, instead of producing a NaN loss or a
+silent broadcast. Value checks (finiteness, label range) only run on concrete arrays: under
+`jax.jit` / `jax.grad` tracing the values are unknown, and shape checks still apply.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "is_concrete",
+    "check_array",
+    "check_finite",
+    "check_positive",
+    "check_labels",
+    "check_indicator_labels",
+    "check_num_classes",
+    "check_rank",
+    "check_positive_int",
+]
+
+
+def is_concrete(x) -> bool:
+    """True when `x` holds actual values (not a JAX tracer inside jit/grad/vmap)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _describe(x) -> str:
+    shape = getattr(x, "shape", ())
+    return f"array of shape {tuple(shape)}" if shape else repr(x)
+
+
+def check_array(name: str, x, *, min_ndim: int = 0, ndim: int | None = None):
+    """Convert to a floating JAX array and check its rank and that it is non-empty."""
+    if x is None:
+        raise TypeError(f"`{name}` is required, got None")
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as err:
+        raise TypeError(f"`{name}` must be an array, got {type(x).__name__}") from err
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"`{name}` must have {ndim} dimensions, got shape {arr.shape}")
+    if arr.ndim < min_ndim:
+        raise ValueError(f"`{name}` must have at least {min_ndim} dimensions, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {arr.shape})")
+    return arr
+
+
+def check_finite(name: str, x):
+    """Raise if a concrete array contains NaN or +-inf; returns `x` unchanged."""
+    if is_concrete(x):
+        arr = np.asarray(x)
+        if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr))
+            first = tuple(int(i) for i in bad[0]) if arr.ndim else ()
+            raise ValueError(
+                f"`{name}` contains {len(bad)} non-finite value(s) (NaN or inf), "
+                f"first at index {first}: {arr[first] if arr.ndim else arr}"
+            )
+    return x
+
+
+def check_positive(name: str, value, *, allow_array: bool = False):
+    """Raise unless `value` is finite and strictly positive (e.g. a temperature)."""
+    if value is None:
+        raise TypeError(f"`{name}` is required, got None")
+    if not is_concrete(value):
+        return value
+    arr = np.asarray(value)
+    if arr.ndim and not allow_array:
+        raise ValueError(f"`{name}` must be a scalar, got {_describe(value)}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"`{name}` must be a real number, got {value!r}")
+    if not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        raise ValueError(f"`{name}` must be finite and > 0, got {value!r}")
+    return value
+
+
+def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
+    """Raise unless `value` is a Python/NumPy integer >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_num_classes(name: str, num_classes: int, *, minimum: int = 2) -> int:
+    """Number of classes K must be an integer >= 2 (>= 1 for multilabel)."""
+    return check_positive_int(name, num_classes, minimum=minimum)
+
+
+def check_rank(rank: int, num_classes: int, *, name: str = "rank") -> int:
+    """Low-rank factor width R must satisfy 1 <= R < K."""
+    check_positive_int(name, rank, minimum=1)
+    if rank >= num_classes:
+        raise ValueError(
+            f"`{name}` must be smaller than the number of classes K={num_classes} "
+            f"(a rank >= K is not low-rank; use a full covariance), got {name}={rank}"
+        )
+    return int(rank)
+
+
+def check_labels(name: str, labels, num_classes: int):
+    """Integer class labels in [0, K). Returns an int32 array."""
+    arr = jnp.asarray(labels)
+    if not (jnp.issubdtype(arr.dtype, jnp.integer) or jnp.issubdtype(arr.dtype, jnp.bool_)):
+        if is_concrete(arr):
+            host = np.asarray(arr)
+            if not np.all(np.isfinite(host)) or not np.all(host == np.round(host)):
+                raise ValueError(f"`{name}` must hold integer class labels, got dtype {arr.dtype}")
+        else:
+            raise TypeError(f"`{name}` must have an integer dtype, got {arr.dtype}")
+    arr = arr.astype(jnp.int32)
+    if is_concrete(arr) and arr.size:
+        host = np.asarray(arr)
+        lo, hi = int(host.min()), int(host.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"`{name}` must lie in [0, {num_classes - 1}] for K={num_classes} classes, "
+                f"found label {bad}"
+            )
+    return arr
+
+
+def check_indicator_labels(name: str, labels):
+    """Multilabel targets: an array of 0/1 (bool or numeric). Returns float array."""
+    arr = jnp.asarray(labels)
+    if is_concrete(arr):
+        host = np.asarray(arr)
+        if host.size == 0:
+            raise ValueError(f"`{name}` is empty (shape {host.shape})")
+        if not np.all((host == 0) | (host == 1)):
+            bad = host[~((host == 0) | (host == 1))].ravel()[0]
+            raise ValueError(f"`{name}` must contain only 0/1 indicators, found {bad!r}")
+    return arr.astype(jnp.result_type(float))

@@ -1,0 +1,1 @@
+"""SVI fitting, ensembles, predictive summaries (depends on `hetprobit` and `models`)."""

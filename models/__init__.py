@@ -1,0 +1,1 @@
+"""NumPyro generative models with Equinox backbones (depends on `hetprobit`)."""
