@@ -1,0 +1,182 @@
+r"""NumPyro distributions of the heteroscedastic probit generative process.
+
+`HeteroscedasticChoice` (multiclass) and `HeteroscedasticIndicators` (multilabel):
+
+- `sample` runs the true generative process, no relaxation: u = mu + eps, eps ~ N(0, Sigma),
+  then y = argmax_j u_j, or y_c = 1{u_c > 0};
+- `log_prob` is the tempered Monte Carlo estimate of `hetprobit.likelihood`.
+
+Because `log_prob` is Monte Carlo it needs a PRNG key. Pass `key=` to the constructor for
+common random numbers (a deterministic objective: simulated maximum likelihood, MCMC, arviz's
+`log_likelihood`, which supply no key); leave it None to draw a fresh key per call from
+`numpyro.prng_key()` (fresh draws per SVI step, an unbiased-in-probability stochastic
+objective). Outside a `numpyro.handlers.seed` context with no key, `log_prob` raises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpyro
+from numpyro.distributions import Distribution, constraints
+from numpyro.primitives import _PYRO_STACK
+
+from ._checks import check_array, check_finite, check_positive, check_positive_int
+from .likelihood import (
+    tempered_sigmoid_log_likelihood,
+    tempered_sigmoid_log_probs,
+    tempered_softmax_log_likelihood,
+    tempered_softmax_log_probs,
+)
+from .noise import Homoscedastic, NoiseStructure
+
+__all__ = ["HeteroscedasticChoice", "HeteroscedasticIndicators"]
+
+
+class _HeteroscedasticBase(Distribution):
+    arg_constraints = {"mu": constraints.real_vector}
+    pytree_data_fields = ("mu", "noise", "tau", "mc_key")
+    pytree_aux_fields = ("num_samples", "chunk_size", "sampler", "share_draws")
+
+    def __init__(
+        self,
+        mu,
+        noise: NoiseStructure | None = None,
+        *,
+        tau: float = 1.0,
+        num_samples: int = 256,
+        key=None,
+        sampler: str = "mc",
+        chunk_size: int | None = None,
+        share_draws: bool = False,
+        event_shape: tuple[int, ...] = (),
+        validate_args=None,
+    ):
+        mu = check_array("mu", mu, min_ndim=1)
+        check_finite("mu", mu)
+        noise = Homoscedastic(mu.shape[-1]) if noise is None else noise
+        if not isinstance(noise, NoiseStructure):
+            raise TypeError(f"`noise` must be a NoiseStructure, got {type(noise).__name__}")
+        if noise.num_classes != mu.shape[-1]:
+            raise ValueError(f"`noise` has K={noise.num_classes}, `mu` has K={mu.shape[-1]}")
+        check_positive("tau", tau)
+        check_positive_int("num_samples", num_samples)
+        batch_shape = jnp.broadcast_shapes(mu.shape[:-1], noise.batch_shape)
+        self.mu, self.noise, self.tau, self.mc_key = mu, noise, tau, key
+        self.num_samples, self.chunk_size = num_samples, chunk_size
+        self.sampler, self.share_draws = sampler, share_draws
+        super().__init__(batch_shape, event_shape, validate_args=validate_args)
+
+    @property
+    def num_classes(self) -> int:
+        return self.mu.shape[-1]
+
+    def _mc_kwargs(self):
+        key = self.mc_key
+        if key is None and not isinstance(self.noise, Homoscedastic):
+            if not _PYRO_STACK:
+                raise RuntimeError(
+                    "log_prob is a Monte Carlo estimate and needs a key: pass key= to the "
+                    "distribution, or call it inside numpyro.handlers.seed"
+                )
+            key = numpyro.prng_key()
+        return dict(key=key, tau=self.tau, num_samples=self.num_samples,
+                    chunk_size=self.chunk_size, sampler=self.sampler,
+                    share_draws=self.share_draws)
+
+    def _utilities(self, key, sample_shape):
+        """Gaussian utilities u = mu + eps, shape `sample_shape + batch_shape + (K,)`."""
+        n, K, nb = math.prod(sample_shape), self.num_classes, len(self.batch_shape)
+        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, K))[None]
+        if isinstance(self.noise, Homoscedastic):
+            u = jnp.broadcast_to(mu, (n, *self.batch_shape, K))
+        else:
+            eps = self.noise.sample(key, n)
+            eps = eps.reshape(n, *(1,) * (nb - len(self.noise.batch_shape)), *eps.shape[1:])
+            u = mu + eps
+        return u.reshape(*sample_shape, *self.batch_shape, K)
+
+    def _log_prob_batched(self, value, fn, event_ndim):
+        """Apply fn(value) for values with extra leading sample dims (same draws for each)."""
+        extra = jnp.ndim(value) - len(self.batch_shape) - event_ndim
+        if extra < 0 or jnp.shape(value)[extra:] != self.batch_shape + self.event_shape:
+            raise ValueError(
+                f"`value` must have shape (..., *{self.batch_shape + self.event_shape}), "
+                f"got {jnp.shape(value)}"
+            )
+        for _ in range(extra):
+            fn = jax.vmap(fn)
+        return fn(value)
+
+
+class HeteroscedasticChoice(_HeteroscedasticBase):
+    """Multiclass choice y = argmax_j (mu_j + eps_j), eps ~ N(0, Sigma) (multinomial probit).
+
+    Args:
+        mu: mean utilities `(..., K)`; the batch shape is `mu.shape[:-1]`, event shape `()`.
+        noise: a `NoiseStructure` (default `Homoscedastic`: a tempered softmax).
+        tau: temperature of the softmax relaxation used by `log_prob` (> 0).
+        num_samples: Monte Carlo samples S for `log_prob` / `log_probs`.
+        key: key for `log_prob`'s draws (see module docstring); None -> `numpyro.prng_key()`.
+        sampler, chunk_size, share_draws: see `tempered_softmax_log_probs`.
+    """
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self):
+        return constraints.integer_interval(0, self.num_classes - 1)
+
+    def sample(self, key, sample_shape=()):
+        return jnp.argmax(self._utilities(key, sample_shape), axis=-1)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        kwargs = self._mc_kwargs()
+        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
+        return self._log_prob_batched(
+            value, lambda y: tempered_softmax_log_likelihood(mu, self.noise, y, **kwargs), 0
+        )
+
+    def log_probs(self):
+        """Tempered predictive log-probabilities of every class, `(*batch, K)`."""
+        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
+        return tempered_softmax_log_probs(mu, self.noise, **self._mc_kwargs())
+
+    def enumerate_support(self, expand=True):
+        values = jnp.arange(self.num_classes).reshape((-1,) + (1,) * len(self.batch_shape))
+        return jnp.broadcast_to(values, (self.num_classes, *self.batch_shape)) if expand else values
+
+
+class HeteroscedasticIndicators(_HeteroscedasticBase):
+    """Multilabel indicators y_c = 1{mu_c + eps_c > 0}, eps ~ N(0, Sigma).
+
+    Event shape `(K,)`; `log_prob` sums the per-class tempered-sigmoid Bernoulli terms.
+    Arguments as in `HeteroscedasticChoice`.
+    """
+
+    def __init__(self, mu, noise=None, **kwargs):
+        mu = check_array("mu", mu, min_ndim=1)
+        super().__init__(mu, noise, event_shape=(mu.shape[-1],), **kwargs)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self):
+        return constraints.independent(constraints.boolean, 1)
+
+    def sample(self, key, sample_shape=()):
+        return (self._utilities(key, sample_shape) > 0).astype(jnp.int32)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        kwargs = self._mc_kwargs()
+        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
+        return self._log_prob_batched(
+            value, lambda y: tempered_sigmoid_log_likelihood(mu, self.noise, y, **kwargs), 1
+        )
+
+    def log_probs(self):
+        """Tempered marginal log P(y_c = 1), `(*batch, K)`."""
+        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
+        return tempered_sigmoid_log_probs(mu, self.noise, **self._mc_kwargs())
