@@ -50,7 +50,9 @@ def check_array(name: str, x, *, min_ndim: int = 0, ndim: int | None = None):
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"`{name}` must have {ndim} dimensions, got shape {arr.shape}")
     if arr.ndim < min_ndim:
-        raise ValueError(f"`{name}` must have at least {min_ndim} dimensions, got shape {arr.shape}")
+        raise ValueError(
+            f"`{name}` must have at least {min_ndim} dimensions, got shape {arr.shape}"
+        )
     if arr.size == 0:
         raise ValueError(f"`{name}` is empty (shape {arr.shape})")
     return arr

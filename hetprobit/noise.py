@@ -15,7 +15,7 @@ interface:
 | `Homoscedastic` | 0 (plain softmax / sigmoid of mu) | none |
 | `DiagonalNoise` | diag(d^2) | d `(..., K)` |
 | `LowRankNoise` | diag(d^2) + V V^T | d `(..., K)`, V `(..., K, R)` |
-| `ParameterEfficientNoise` | diag(d^2) + (v 1_R^T ⊙ W)(v 1_R^T ⊙ W)^T | d, v `(..., K)`, W `(K, R)` |
+| `ParameterEfficientNoise` | diag(d^2) + diag(v) W W^T diag(v) | d, v `(..., K)`, W `(K, R)` |
 
 The parameter-efficient form follows seed 002 §2 / Algorithm 1: V(x) = v(x) 1_R^T ⊙ W with
 a shared K x R matrix W, so V(x) z_R = v(x) ⊙ (W z_R). (The paper's text calls v(x)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Int, PRNGKeyArray
 
 __all__ = ["SAMPLERS", "standard_normal_draws", "kronecker_generator"]
 
@@ -54,7 +54,7 @@ def standard_normal_draws(
     *,
     sampler: str = "mc",
     dtype=None,
-) -> Float[Array, "C *shape"]:
+) -> Array:
     """Standard-normal draws number `indices` of a stream, shape `(C, *shape)`.
 
     Args:
