@@ -82,9 +82,14 @@ class _HeteroscedasticBase(Distribution):
                     "distribution, or call it inside numpyro.handlers.seed"
                 )
             key = numpyro.prng_key()
-        return dict(key=key, tau=self.tau, num_samples=self.num_samples,
-                    chunk_size=self.chunk_size, sampler=self.sampler,
-                    share_draws=self.share_draws)
+        return dict(
+            key=key,
+            tau=self.tau,
+            num_samples=self.num_samples,
+            chunk_size=self.chunk_size,
+            sampler=self.sampler,
+            share_draws=self.share_draws,
+        )
 
     def _utilities(self, key, sample_shape):
         """Gaussian utilities u = mu + eps, shape `sample_shape + batch_shape + (K,)`."""

@@ -139,8 +139,9 @@ def _utilities_fn(mu, noise, batch, share_draws):
     return (*draw_batch, K + R), utilities
 
 
-def _estimate(mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch, out_tail,
-              per_draw):
+def _estimate(
+    mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch, out_tail, per_draw
+):
     draw_shape, utilities = _utilities_fn(mu, noise, batch, share_draws)
     batch_size = int(np.prod(batch, dtype=np.int64))
     chunk = chunk_size or default_chunk_size(num_samples, batch_size, mu.shape[-1])
@@ -185,8 +186,19 @@ def tempered_softmax_log_probs(
     mu, batch = _validate(mu, noise, tau, num_samples, chunk_size, sampler, key)
     if isinstance(noise, Homoscedastic):
         return jax.nn.log_softmax(mu / tau, axis=-1)
-    return _estimate(mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch,
-                     (mu.shape[-1],), lambda u: jax.nn.log_softmax(u, axis=-1))
+    return _estimate(
+        mu,
+        noise,
+        key,
+        tau,
+        num_samples,
+        chunk_size,
+        sampler,
+        share_draws,
+        batch,
+        (mu.shape[-1],),
+        lambda u: jax.nn.log_softmax(u, axis=-1),
+    )
 
 
 def tempered_softmax_log_likelihood(
@@ -215,12 +227,16 @@ def tempered_softmax_log_likelihood(
         lp = jax.nn.log_softmax(mu / tau, axis=-1)
         return jnp.take_along_axis(lp, labels[..., None], axis=-1)[..., 0]
 
-    def per_draw(u):
-        u_y = jnp.take_along_axis(u, labels[None, ..., None], axis=-1)[..., 0]
-        return u_y - jax.nn.logsumexp(u, axis=-1)
+    # one-hot contraction instead of take_along_axis: its gradient is a product, not a
+    # scatter (a scatter-add per chunk dominated the backward pass on CPU)
+    one_hot = jax.nn.one_hot(labels, mu.shape[-1], dtype=mu.dtype)[None]
 
-    return _estimate(mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch,
-                     (), per_draw)
+    def per_draw(u):
+        return jnp.sum(u * one_hot, axis=-1) - jax.nn.logsumexp(u, axis=-1)
+
+    return _estimate(
+        mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch, (), per_draw
+    )
 
 
 def tempered_sigmoid_log_probs(
@@ -236,14 +252,26 @@ def tempered_sigmoid_log_probs(
 ) -> Float[Array, "... K"]:
     """Multilabel marginals log P(y_c = 1) ≈ log (1/S) Σ_s sigmoid(u_c^(s)/tau), `(..., K)`.
 
-    log P(y_c = 0) is `tempered_sigmoid_log_probs(-mu, noise, ...)` with the same key
-    (Gaussian noise is symmetric). Arguments as in `tempered_softmax_log_probs`.
+    log P(y_c = 0) is estimated by `tempered_sigmoid_log_probs(-mu, noise, ...)` (Gaussian
+    noise is symmetric; with `sampler="antithetic"` the two estimates use mirrored draws and
+    sum to one exactly). Arguments as in `tempered_softmax_log_probs`.
     """
     mu, batch = _validate(mu, noise, tau, num_samples, chunk_size, sampler, key)
     if isinstance(noise, Homoscedastic):
         return jax.nn.log_sigmoid(mu / tau)
-    return _estimate(mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch,
-                     (mu.shape[-1],), jax.nn.log_sigmoid)
+    return _estimate(
+        mu,
+        noise,
+        key,
+        tau,
+        num_samples,
+        chunk_size,
+        sampler,
+        share_draws,
+        batch,
+        (mu.shape[-1],),
+        jax.nn.log_sigmoid,
+    )
 
 
 def tempered_sigmoid_log_likelihood(
@@ -271,6 +299,17 @@ def tempered_sigmoid_log_likelihood(
     sign = 2.0 * labels - 1.0
     if isinstance(noise, Homoscedastic):
         return jnp.sum(jax.nn.log_sigmoid(sign * mu / tau), axis=-1)
-    per_class = _estimate(mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws,
-                          batch, (mu.shape[-1],), lambda u: jax.nn.log_sigmoid(sign[None] * u))
+    per_class = _estimate(
+        mu,
+        noise,
+        key,
+        tau,
+        num_samples,
+        chunk_size,
+        sampler,
+        share_draws,
+        batch,
+        (mu.shape[-1],),
+        lambda u: jax.nn.log_sigmoid(sign[None] * u),
+    )
     return jnp.sum(per_class, axis=-1)

@@ -300,7 +300,7 @@ class ParameterEfficientNoise(NoiseStructure):
         return v[..., :, None] * lift(WWt, v.ndim + 1) * v[..., None, :] + diag_embed(self.scale**2)
 
     def variance(self):
-        return self.scale**2 + self.v**2 * jnp.sum(self.factor**2, axis=-1)
+        return self.scale**2 + self.v**2 * lift(jnp.sum(self.factor**2, axis=-1), self.v.ndim)
 
     def matvec(self, x):
         Wt_vx = jnp.einsum("kr,...k->...r", self.factor, self.v * x)

@@ -5,18 +5,24 @@ split into chunks, so a chunked estimate equals the unchunked one for the same k
 
 Samplers:
 
-- ``"mc"``: plain Monte Carlo, z_s ~ N(0, I) from `fold_in(key, s)`.
+- ``"mc"``: plain Monte Carlo. Uniform bits come from a counter-based integer hash
+  (Wellons' "lowbias32" finaliser applied to the element and sample counters, seeded from
+  `key`), mapped to N(0, 1) by the inverse CDF. It draws any sample s directly, without
+  splitting keys, and measured about 2x faster than `jax.random.normal` on CPU for the
+  B x S x K draws the likelihood needs (bench/bench_likelihood.py).
 - ``"antithetic"``: pairs (z, -z): z_{2i} = g_i, z_{2i+1} = -g_i. Needs an even S. Exact
   for odd functions, and the pairs cancel the first-order error term.
 - ``"qmc"``: randomised quasi-Monte Carlo. Point s of a randomly shifted Kronecker
-  lattice, u_s = frac(Delta + s alpha) with alpha_j = frac(phi_d^{-(j+1)}) the R_d
-  generating vector (phi_d the unique positive root of x^{d+1} = x + 1) and a uniform random
-  shift Delta from `key`, mapped through the normal inverse CDF z = Phi^{-1}(u). Arithmetic
+  lattice, u_s = frac(Delta + s alpha) with alpha_j = frac(sqrt(p_j)) (p_j the j-th prime)
+  and a uniform random shift Delta from `key`, mapped through the normal inverse CDF
+  z = Phi^{-1}(u). Arithmetic
   is exact 32-bit fixed point (integer multiply mod 2^32), so points stay accurate for any
   S. Each independent shift gives an unbiased estimate.
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -29,12 +35,23 @@ __all__ = ["SAMPLERS", "standard_normal_draws", "kronecker_generator"]
 SAMPLERS = ("mc", "antithetic", "qmc")
 
 
+def _first_primes(n: int) -> np.ndarray:
+    limit = max(16, int(n * (np.log(n + 2) + np.log(np.log(n + 2)))) + 10)
+    sieve = np.ones(limit + 1, dtype=bool)
+    sieve[:2] = False
+    for p in range(2, int(limit**0.5) + 1):
+        if sieve[p]:
+            sieve[p * p :: p] = False
+    return np.flatnonzero(sieve)[:n]
+
+
 def kronecker_generator(dim: int) -> np.ndarray:
-    """R_d generating vector as uint32 fixed point: round(2^32 frac(phi_d^{-(j+1)}))."""
-    phi = 2.0
-    for _ in range(64):  # fixed-point iteration for x^{d+1} = x + 1
-        phi = (1.0 + phi) ** (1.0 / (dim + 1))
-    alpha = np.mod(phi ** -np.arange(1, dim + 1, dtype=np.float64), 1.0)
+    """Kronecker generating vector alpha_j = frac(sqrt(p_j)), p_j the j-th prime, as uint32.
+
+    (Richtmyer's choice: unlike the R_d sequence its coordinates stay far from one another
+    in high dimension, so the K + R coordinates of a draw are not correlated at small S.)
+    """
+    alpha = np.mod(np.sqrt(_first_primes(dim).astype(np.float64)), 1.0)
     return np.mod(np.round(alpha * 2.0**32), 2.0**32).astype(np.uint32)
 
 
@@ -42,9 +59,28 @@ def _uint32_to_normal(bits: Array, dtype) -> Array:
     """Map uniform uint32 bits to N(0,1) through the inverse CDF, never hitting 0 or 1."""
     if jnp.dtype(dtype) == jnp.float64:
         u = (bits.astype(jnp.float64) + 0.5) * 2.0**-32
-    else:
-        u = ((bits >> 8).astype(jnp.float32) + 0.5) * 2.0**-24
+    else:  # 23 bits: (2^23 - 0.5) / 2^23 = 1 - 2^-24 is still below 1 in float32
+        u = ((bits >> 9).astype(jnp.float32) + 0.5) * 2.0**-23
     return ndtri(u)
+
+
+def _lowbias32(x: Array) -> Array:
+    """Bijective 32-bit integer hash with strong avalanche (C. Wellons' 'lowbias32')."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _hashed_bits(key: PRNGKeyArray, indices: Array, shape: tuple[int, ...]) -> Array:
+    """Uniform uint32 bits for draw numbers `indices`, shape `(C, *shape)`."""
+    seed = jax.random.bits(key, (2,), jnp.uint32)
+    element = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    element_hash = _lowbias32(element ^ seed[0])
+    sample_hash = _lowbias32(indices.astype(jnp.uint32) * jnp.uint32(0x9E3779B9) ^ seed[1])
+    sample_hash = _lowbias32(sample_hash + seed[0])
+    return _lowbias32(element_hash[None] ^ sample_hash.reshape((-1,) + (1,) * len(shape)))
 
 
 def standard_normal_draws(
@@ -66,14 +102,10 @@ def standard_normal_draws(
     """
     dtype = jnp.dtype(dtype or jnp.result_type(float))
     if sampler == "mc":
-        return jax.vmap(lambda s: jax.random.normal(jax.random.fold_in(key, s), shape, dtype))(
-            indices
-        )
+        return _uint32_to_normal(_hashed_bits(key, indices, shape), dtype)
     if sampler == "antithetic":
         sign = jnp.where(indices % 2 == 0, 1.0, -1.0).astype(dtype)
-        base = jax.vmap(
-            lambda s: jax.random.normal(jax.random.fold_in(key, s // 2), shape, dtype)
-        )(indices)
+        base = _uint32_to_normal(_hashed_bits(key, indices // 2, shape), dtype)
         return sign.reshape((-1,) + (1,) * len(shape)) * base
     if sampler == "qmc":
         alpha = jnp.asarray(kronecker_generator(shape[-1]))
