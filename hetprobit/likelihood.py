@@ -25,6 +25,9 @@ correlated part W z_R once per sample instead of once per example.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,71 +93,139 @@ def _validate(mu, noise, tau, num_samples, chunk_size, sampler, key):
     return mu, tuple(batch)
 
 
-def _log_mean_exp_over_draws(
-    log_value_fn,
-    key: PRNGKeyArray,
-    *,
-    num_samples: int,
-    chunk_size: int,
-    draw_shape: tuple[int, ...],
-    sampler: str,
-    dtype,
-    out_shape: tuple[int, ...],
-):
-    """log (1/S) Σ_s exp f(z_s), streamed over chunks of draws with an online log-sum-exp.
+def _draw_log_softmax(u, aux):
+    return jax.nn.log_softmax(u, axis=-1)
 
-    `log_value_fn` maps draws `(C, *draw_shape)` to per-draw log values `(C, *out_shape)`.
-    """
-    S, C = num_samples, min(chunk_size, num_samples)
-    n_chunks = -(-S // C)
+
+def _draw_log_sigmoid(u, aux):
+    return jax.nn.log_sigmoid(u)
+
+
+def _draw_signed_log_sigmoid(u, sign):
+    return jax.nn.log_sigmoid(sign[None] * u)
+
+
+def _draw_observed_log_softmax(u, one_hot):
+    # one-hot contraction instead of take_along_axis: its gradient is a product, not a scatter
+    return jnp.sum(u * one_hot[None], axis=-1) - jax.nn.logsumexp(u, axis=-1)
+
+
+class _StreamConfig(NamedTuple):
+    """Static description of a streamed estimate (hashable: a custom_vjp nondiff argument)."""
+
+    num_samples: int
+    chunk_size: int
+    draw_shape: tuple[int, ...]
+    sampler: str
+    out_shape: tuple[int, ...]
+    num_classes: int
+    rank: int
+
+
+def _per_draw_log_values(cfg, per_draw, params, aux, key, chunk):
+    """Per-draw log values f(u^(s)/tau) for the draws of one chunk, `(C, *out_shape)`."""
+    mu, noise, tau = params
+    C = cfg.chunk_size
+    idx = chunk * C + jnp.arange(C)
+    z = standard_normal_draws(key, idx, cfg.draw_shape, sampler=cfg.sampler, dtype=mu.dtype)
+    K = cfg.num_classes
+    u = mu[None] + noise.transform(z[..., :K], z[..., K:] if cfg.rank else None)
+    return per_draw(u / tau, aux)
+
+
+def _valid_draws(cfg, chunk):
+    """Mask of draws inside [0, S) for a (possibly padded) final chunk, broadcastable."""
+    idx = chunk * cfg.chunk_size + jnp.arange(cfg.chunk_size)
+    return (idx < cfg.num_samples).reshape((cfg.chunk_size,) + (1,) * len(cfg.out_shape))
+
+
+def _forward(cfg, per_draw, params, aux, key):
+    """log (1/S) Σ_s exp f(z_s), streamed over chunks with an online log-sum-exp."""
+    dtype = params[0].dtype
 
     def body(carry, chunk):
         running_max, running_sum = carry
-        idx = chunk * C + jnp.arange(C)
-        z = standard_normal_draws(key, idx, draw_shape, sampler=sampler, dtype=dtype)
-        vals = log_value_fn(z)
-        valid = (idx < S).reshape((C,) + (1,) * len(out_shape))
-        vals = jnp.where(valid, vals, -jnp.inf)
-        new_max = lax.stop_gradient(jnp.maximum(running_max, jnp.max(vals, axis=0)))
+        vals = _per_draw_log_values(cfg, per_draw, params, aux, key, chunk)
+        vals = jnp.where(_valid_draws(cfg, chunk), vals, -jnp.inf)
+        new_max = jnp.maximum(running_max, jnp.max(vals, axis=0))
         new_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(
             jnp.exp(vals - new_max[None]), axis=0
         )
         return (new_max, new_sum), None
 
-    init = (jnp.full(out_shape, -jnp.inf, dtype), jnp.zeros(out_shape, dtype))
-    (m, total), _ = lax.scan(jax.checkpoint(body), init, jnp.arange(n_chunks))
-    return m + jnp.log(total) - jnp.log(jnp.asarray(S, dtype))
+    n_chunks = -(-cfg.num_samples // cfg.chunk_size)
+    init = (jnp.full(cfg.out_shape, -jnp.inf, dtype), jnp.zeros(cfg.out_shape, dtype))
+    (m, total), _ = lax.scan(body, init, jnp.arange(n_chunks))
+    return m + jnp.log(total) - jnp.log(jnp.asarray(cfg.num_samples, dtype))
 
 
-def _utilities_fn(mu, noise, batch, share_draws):
-    """Returns (draw_shape, f) with f: draws (C, *b, K+R) -> utilities (C, *batch, K)."""
-    K, R = noise.num_classes, noise.rank
-    draw_batch = (1,) * len(batch) if share_draws else batch
-    mu_full = mu.reshape((1,) * (len(batch) - (mu.ndim - 1)) + mu.shape)
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _streamed_log_mean_exp(cfg, per_draw, params, aux, key):
+    return _forward(cfg, per_draw, params, aux, key)
 
-    def utilities(z):
-        z_K, z_R = z[..., :K], (z[..., K:] if R else None)
-        return mu_full[None] + noise.transform(z_K, z_R)
 
-    return (*draw_batch, K + R), utilities
+def _streamed_fwd(cfg, per_draw, params, aux, key):
+    out = _forward(cfg, per_draw, params, aux, key)
+    return out, (params, aux, key, out)
+
+
+def _streamed_bwd(cfg, per_draw, residuals, g):
+    """Second pass over the same draws: d/dθ log mean_s e^{f_s} = Σ_s e^{f_s - L} ∂f_s/∂θ / S.
+
+    The weights use the final L from the forward pass, so nothing is rescaled on the fly
+    and no per-chunk residual is stored: memory stays O(chunk) for any S.
+    """
+    params, aux, key, out = residuals
+    log_S = jnp.log(jnp.asarray(cfg.num_samples, out.dtype))
+
+    def body(acc, chunk):
+        vals, vjp_fn = jax.vjp(
+            lambda p: _per_draw_log_values(cfg, per_draw, p, aux, key, chunk), params
+        )
+        valid = _valid_draws(cfg, chunk)
+        weights = jnp.where(valid, jnp.exp(vals - out[None] - log_S), 0.0) * g[None]
+        (d_params,) = vjp_fn(weights)
+        return jax.tree_util.tree_map(jnp.add, acc, d_params), None
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    n_chunks = -(-cfg.num_samples // cfg.chunk_size)
+    grads, _ = lax.scan(body, zeros, jnp.arange(n_chunks))
+    return grads, None, None
+
+
+_streamed_log_mean_exp.defvjp(_streamed_fwd, _streamed_bwd)
 
 
 def _estimate(
-    mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch, out_tail, per_draw
+    mu,
+    noise,
+    key,
+    tau,
+    num_samples,
+    chunk_size,
+    sampler,
+    share_draws,
+    batch,
+    out_tail,
+    per_draw,
+    aux=None,
 ):
-    draw_shape, utilities = _utilities_fn(mu, noise, batch, share_draws)
+    """Streamed tempered estimate log (1/S) Σ_s exp per_draw(u^(s)/tau, aux)."""
+    K, R = noise.num_classes, noise.rank
     batch_size = int(np.prod(batch, dtype=np.int64))
-    chunk = chunk_size or default_chunk_size(num_samples, batch_size, mu.shape[-1])
-    return _log_mean_exp_over_draws(
-        lambda z: per_draw(utilities(z) / tau),
-        key,
+    chunk = min(chunk_size or default_chunk_size(num_samples, batch_size, K), num_samples)
+    cfg = _StreamConfig(
         num_samples=num_samples,
         chunk_size=chunk,
-        draw_shape=draw_shape,
+        draw_shape=((1,) * len(batch) if share_draws else batch) + (K + R,),
         sampler=sampler,
-        dtype=mu.dtype,
         out_shape=(*batch, *out_tail),
+        num_classes=K,
+        rank=R,
     )
+    mu_full = mu.reshape((1,) * (len(batch) - (mu.ndim - 1)) + mu.shape)
+    tau = jnp.asarray(tau, mu.dtype)
+    return _streamed_log_mean_exp(cfg, per_draw, (mu_full, noise, tau), aux, key)
 
 
 def tempered_softmax_log_probs(
@@ -197,7 +268,7 @@ def tempered_softmax_log_probs(
         share_draws,
         batch,
         (mu.shape[-1],),
-        lambda u: jax.nn.log_softmax(u, axis=-1),
+        _draw_log_softmax,
     )
 
 
@@ -227,15 +298,21 @@ def tempered_softmax_log_likelihood(
         lp = jax.nn.log_softmax(mu / tau, axis=-1)
         return jnp.take_along_axis(lp, labels[..., None], axis=-1)[..., 0]
 
-    # one-hot contraction instead of take_along_axis: its gradient is a product, not a
-    # scatter (a scatter-add per chunk dominated the backward pass on CPU)
-    one_hot = jax.nn.one_hot(labels, mu.shape[-1], dtype=mu.dtype)[None]
-
-    def per_draw(u):
-        return jnp.sum(u * one_hot, axis=-1) - jax.nn.logsumexp(u, axis=-1)
-
+    one_hot = jax.nn.one_hot(labels, mu.shape[-1], dtype=mu.dtype)
+    one_hot = one_hot.reshape((1,) * (len(batch) - labels.ndim) + one_hot.shape)
     return _estimate(
-        mu, noise, key, tau, num_samples, chunk_size, sampler, share_draws, batch, (), per_draw
+        mu,
+        noise,
+        key,
+        tau,
+        num_samples,
+        chunk_size,
+        sampler,
+        share_draws,
+        batch,
+        (),
+        _draw_observed_log_softmax,
+        aux=one_hot,
     )
 
 
@@ -270,7 +347,7 @@ def tempered_sigmoid_log_probs(
         share_draws,
         batch,
         (mu.shape[-1],),
-        jax.nn.log_sigmoid,
+        _draw_log_sigmoid,
     )
 
 
@@ -310,6 +387,7 @@ def tempered_sigmoid_log_likelihood(
         share_draws,
         batch,
         (mu.shape[-1],),
-        lambda u: jax.nn.log_sigmoid(sign[None] * u),
+        _draw_signed_log_sigmoid,
+        aux=sign,
     )
     return jnp.sum(per_class, axis=-1)

@@ -359,3 +359,22 @@ def test_bad_multilabel_targets_raise(key):
         hp.tempered_sigmoid_log_likelihood(mu, noise, jnp.full(mu.shape, 2), key=key)
     with pytest.raises(ValueError, match="labels"):
         hp.tempered_sigmoid_log_likelihood(mu, noise, jnp.ones((4,)), key=key)
+
+
+def test_gradient_with_respect_to_a_learned_temperature_float64():
+    with jax.enable_x64(True):
+        mu = jnp.array([[0.3, -0.2, 1.0], [1.0, 0.0, 0.5]], jnp.float64)
+        noise = hp.DiagonalNoise(jnp.full((2, 3), 0.8, jnp.float64))
+        labels = jnp.array([0, 2])
+        for fn, y in [
+            (hp.tempered_softmax_log_likelihood, labels),
+            (hp.tempered_sigmoid_log_likelihood, jnp.array([[1, 0, 1], [0, 0, 1]])),
+        ]:
+            f = lambda t, fn=fn, y=y: fn(
+                mu, noise, y, key=jax.random.key(0), tau=t, num_samples=50, chunk_size=8
+            ).sum()
+            check_grads(f, (jnp.asarray(0.4, jnp.float64),), order=1, modes=["rev"], atol=1e-6)
+        f = lambda t: hp.tempered_softmax_log_probs(
+            mu, noise, key=jax.random.key(0), tau=t, num_samples=50, chunk_size=8
+        )[:, 1].sum()
+        check_grads(f, (jnp.asarray(0.4, jnp.float64),), order=1, modes=["rev"], atol=1e-6)
