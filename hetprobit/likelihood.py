@@ -93,6 +93,10 @@ def _validate(mu, noise, tau, num_samples, chunk_size, sampler, key):
     return mu, tuple(batch)
 
 
+# Per-draw log values. `u` holds tempered utilities of one chunk, `(*batch, C, K)`; the
+# sample axis sits right after the batch axes (see `NoiseStructure.transform`).
+
+
 def _draw_log_softmax(u, aux):
     return jax.nn.log_softmax(u, axis=-1)
 
@@ -102,12 +106,12 @@ def _draw_log_sigmoid(u, aux):
 
 
 def _draw_signed_log_sigmoid(u, sign):
-    return jax.nn.log_sigmoid(sign[None] * u)
+    return jax.nn.log_sigmoid(sign[..., None, :] * u)
 
 
 def _draw_observed_log_softmax(u, one_hot):
     # one-hot contraction instead of take_along_axis: its gradient is a product, not a scatter
-    return jnp.sum(u * one_hot[None], axis=-1) - jax.nn.logsumexp(u, axis=-1)
+    return jnp.sum(u * one_hot[..., None, :], axis=-1) - jax.nn.logsumexp(u, axis=-1)
 
 
 class _StreamConfig(NamedTuple):
@@ -115,48 +119,51 @@ class _StreamConfig(NamedTuple):
 
     num_samples: int
     chunk_size: int
-    draw_shape: tuple[int, ...]
+    draw_shape: tuple[int, ...]  # (*batch or ones, K + R); samples go at axis `batch_ndim`
     sampler: str
-    out_shape: tuple[int, ...]
+    batch_ndim: int
+    out_tail: tuple[int, ...]  # () for the observed-label path, (K,) for all classes
     num_classes: int
     rank: int
 
 
 def _per_draw_log_values(cfg, per_draw, params, aux, key, chunk):
-    """Per-draw log values f(u^(s)/tau) for the draws of one chunk, `(C, *out_shape)`."""
+    """Per-draw log values f(u^(s)/tau) for one chunk, `(*batch, C, *out_tail)`."""
     mu, noise, tau = params
-    C = cfg.chunk_size
+    C, K, a = cfg.chunk_size, cfg.num_classes, cfg.batch_ndim
     idx = chunk * C + jnp.arange(C)
-    z = standard_normal_draws(key, idx, cfg.draw_shape, sampler=cfg.sampler, dtype=mu.dtype)
-    K = cfg.num_classes
-    u = mu[None] + noise.transform(z[..., :K], z[..., K:] if cfg.rank else None)
+    z = standard_normal_draws(key, idx, cfg.draw_shape, sampler=cfg.sampler, dtype=mu.dtype, axis=a)
+    u = mu[..., None, :] + noise.transform(z[..., :K], z[..., K:] if cfg.rank else None)
     return per_draw(u / tau, aux)
 
 
 def _valid_draws(cfg, chunk):
     """Mask of draws inside [0, S) for a (possibly padded) final chunk, broadcastable."""
     idx = chunk * cfg.chunk_size + jnp.arange(cfg.chunk_size)
-    return (idx < cfg.num_samples).reshape((cfg.chunk_size,) + (1,) * len(cfg.out_shape))
+    shape = (1,) * cfg.batch_ndim + (cfg.chunk_size,) + (1,) * len(cfg.out_tail)
+    return (idx < cfg.num_samples).reshape(shape)
 
 
 def _forward(cfg, per_draw, params, aux, key):
     """log (1/S) Σ_s exp f(z_s), streamed over chunks with an online log-sum-exp."""
-    dtype = params[0].dtype
+    mu = params[0]
+    a = cfg.batch_ndim
+    out_shape = mu.shape[:-1] + cfg.out_tail
 
     def body(carry, chunk):
         running_max, running_sum = carry
         vals = _per_draw_log_values(cfg, per_draw, params, aux, key, chunk)
         vals = jnp.where(_valid_draws(cfg, chunk), vals, -jnp.inf)
-        new_max = jnp.maximum(running_max, jnp.max(vals, axis=0))
+        new_max = jnp.maximum(running_max, jnp.max(vals, axis=a))
         new_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(
-            jnp.exp(vals - new_max[None]), axis=0
+            jnp.exp(vals - jnp.expand_dims(new_max, a)), axis=a
         )
         return (new_max, new_sum), None
 
     n_chunks = -(-cfg.num_samples // cfg.chunk_size)
-    init = (jnp.full(cfg.out_shape, -jnp.inf, dtype), jnp.zeros(cfg.out_shape, dtype))
+    init = (jnp.full(out_shape, -jnp.inf, mu.dtype), jnp.zeros(out_shape, mu.dtype))
     (m, total), _ = lax.scan(body, init, jnp.arange(n_chunks))
-    return m + jnp.log(total) - jnp.log(jnp.asarray(cfg.num_samples, dtype))
+    return m + jnp.log(total) - jnp.log(jnp.asarray(cfg.num_samples, mu.dtype))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -176,15 +183,15 @@ def _streamed_bwd(cfg, per_draw, residuals, g):
     and no per-chunk residual is stored: memory stays O(chunk) for any S.
     """
     params, aux, key, out = residuals
+    a = cfg.batch_ndim
     log_S = jnp.log(jnp.asarray(cfg.num_samples, out.dtype))
 
     def body(acc, chunk):
         vals, vjp_fn = jax.vjp(
             lambda p: _per_draw_log_values(cfg, per_draw, p, aux, key, chunk), params
         )
-        valid = _valid_draws(cfg, chunk)
-        weights = jnp.where(valid, jnp.exp(vals - out[None] - log_S), 0.0) * g[None]
-        (d_params,) = vjp_fn(weights)
+        weights = jnp.exp(vals - jnp.expand_dims(out, a) - log_S) * jnp.expand_dims(g, a)
+        (d_params,) = vjp_fn(jnp.where(_valid_draws(cfg, chunk), weights, 0.0))
         return jax.tree_util.tree_map(jnp.add, acc, d_params), None
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -219,11 +226,12 @@ def _estimate(
         chunk_size=chunk,
         draw_shape=((1,) * len(batch) if share_draws else batch) + (K + R,),
         sampler=sampler,
-        out_shape=(*batch, *out_tail),
+        batch_ndim=len(batch),
+        out_tail=tuple(out_tail),
         num_classes=K,
         rank=R,
     )
-    mu_full = mu.reshape((1,) * (len(batch) - (mu.ndim - 1)) + mu.shape)
+    mu_full = jnp.broadcast_to(mu, (*batch, K))
     tau = jnp.asarray(tau, mu.dtype)
     return _streamed_log_mean_exp(cfg, per_draw, (mu_full, noise, tau), aux, key)
 
@@ -299,7 +307,6 @@ def tempered_softmax_log_likelihood(
         return jnp.take_along_axis(lp, labels[..., None], axis=-1)[..., 0]
 
     one_hot = jax.nn.one_hot(labels, mu.shape[-1], dtype=mu.dtype)
-    one_hot = one_hot.reshape((1,) * (len(batch) - labels.ndim) + one_hot.shape)
     return _estimate(
         mu,
         noise,

@@ -29,6 +29,8 @@ The structures themselves only check d > 0 on concrete values.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -66,6 +68,33 @@ def diag_embed(d: Float[Array, "... K"]) -> Float[Array, "... K K"]:
     return d[..., :, None] * lift(jnp.eye(d.shape[-1], dtype=d.dtype), d.ndim + 1)
 
 
+def per_draw(x: Float[Array, "*nb K"], ndim: int) -> Float[Array, "*b 1 K"]:
+    """Align a per-example parameter `(*nb, K)` with draws `(*b, S, K)` of rank `ndim`."""
+    return lift(x[..., None, :], ndim)
+
+
+def apply_factor(factor: Float[Array, "*fb K R"], z_R: Float[Array, "*zb S R"]):
+    """V z_R for every draw, `(*b, S, K)`, as one plain (batched) matrix product.
+
+    `factor` has batch dims `fb` (empty or all ones: one V for the whole batch) and the
+    draws have batch dims `zb` (all ones when shared across the batch). Batch axes are
+    flattened so neither the product nor its gradient materialises a broadcast
+    `(B, S, K, R)` tensor; with shared draws and one V the product is done once per draw.
+    """
+    K, R = factor.shape[-2:]
+    S, fb, zb = z_R.shape[-2], factor.shape[:-2], z_R.shape[:-2]
+    if math.prod(fb) == 1:
+        out = jnp.einsum("kr,nsr->nsk", factor.reshape(K, R), z_R.reshape(-1, S, R))
+        return out.reshape(*zb, S, K)
+    if math.prod(zb) == 1:
+        out = jnp.einsum("nkr,sr->nsk", factor.reshape(-1, K, R), z_R.reshape(S, R))
+        return out.reshape(*fb, S, K)
+    if fb != zb:
+        raise ValueError(f"factor batch shape {fb} does not match the draws' batch shape {zb}")
+    out = jnp.einsum("nkr,nsr->nsk", factor.reshape(-1, K, R), z_R.reshape(-1, S, R))
+    return out.reshape(*fb, S, K)
+
+
 def _check_scale(name: str, scale: Array) -> None:
     check_finite(name, scale)
     if is_concrete(scale) and not bool(jnp.all(scale > 0)):
@@ -95,12 +124,14 @@ class NoiseStructure(eqx.Module):
         return ()
 
     def transform(
-        self, z_K: Float[Array, "S *b K"], z_R: Float[Array, "S *b R"] | None
-    ) -> Float[Array, "S *b K"]:
-        """eps = d ⊙ z_K + V z_R for standard-normal draws with a leading sample axis.
+        self, z_K: Float[Array, "*b S K"], z_R: Float[Array, "*b S R"] | None
+    ) -> Float[Array, "*b S K"]:
+        """eps = d ⊙ z_K + V z_R for standard-normal draws; the sample axis is second-last.
 
-        The draws' batch axes `*b` must have the same number of dimensions as the batch
-        shape of the utilities; size-1 axes (draws shared across the batch) broadcast.
+        The draws' batch axes `*b` have the rank of the utilities' batch shape; size-1 axes
+        (draws shared across the batch) broadcast. Samples sit after the batch axes so the
+        reductions over them in the likelihood's gradient are fast (a leading-axis
+        reduction measured ~10x slower on XLA:CPU).
         """
         raise NotImplementedError
 
@@ -120,10 +151,10 @@ class NoiseStructure(eqx.Module):
         """Draw `num_samples` noise vectors: shape `(S,) + batch_shape + (K,)`."""
         check_positive_int("num_samples", num_samples)
         key_K, key_R = jax.random.split(key)
-        shape = (num_samples, *self.batch_shape)
+        shape = (*self.batch_shape, num_samples)
         z_K = jax.random.normal(key_K, (*shape, self.num_classes))
         z_R = jax.random.normal(key_R, (*shape, self.rank)) if self.rank else None
-        return self.transform(z_K, z_R)
+        return jnp.moveaxis(self.transform(z_K, z_R), -2, 0)
 
 
 class Homoscedastic(NoiseStructure):
@@ -177,7 +208,7 @@ class DiagonalNoise(NoiseStructure):
         return self.scale.shape[:-1]
 
     def transform(self, z_K, z_R=None):
-        return lift(self.scale, z_K.ndim) * z_K
+        return per_draw(self.scale, z_K.ndim) * z_K
 
     def covariance(self):
         return diag_embed(self.scale**2)
@@ -230,8 +261,7 @@ class LowRankNoise(NoiseStructure):
 
     def transform(self, z_K, z_R):
         n = z_K.ndim
-        correlated = jnp.einsum("...kr,...r->...k", lift(self.factor, n + 1), z_R)
-        return lift(self.scale, n) * z_K + correlated
+        return per_draw(self.scale, n) * z_K + lift(apply_factor(self.factor, z_R), n)
 
     def covariance(self):
         V = self.factor
@@ -288,11 +318,11 @@ class ParameterEfficientNoise(NoiseStructure):
         return self.scale.shape[:-1]
 
     def transform(self, z_K, z_R):
-        # W z_R once per draw: (S, *b, K); with shared draws *b is all ones, so this costs
+        # W z_R once per draw: (*b, S, K); with shared draws *b is all ones, so this costs
         # S K R flops instead of B S K R.
         n = z_K.ndim
-        shared = jnp.einsum("kr,...r->...k", self.factor, z_R)
-        return lift(self.scale, n) * z_K + lift(self.v, n) * shared
+        shared = lift(apply_factor(self.factor, z_R), n)
+        return per_draw(self.scale, n) * z_K + per_draw(self.v, n) * shared
 
     def covariance(self):
         WWt = self.factor @ self.factor.T

@@ -77,14 +77,19 @@ def _lowbias32(x: Array) -> Array:
     return x ^ (x >> 16)
 
 
-def _hashed_bits(key: PRNGKeyArray, indices: Array, shape: tuple[int, ...]) -> Array:
-    """Uniform uint32 bits for draw numbers `indices`, shape `(C, *shape)`."""
+def _along(x: Array, axis: int, ndim: int) -> Array:
+    """Reshape a 1-D array so it lies along `axis` of an `ndim`-dimensional array."""
+    return x.reshape((1,) * axis + (-1,) + (1,) * (ndim - axis - 1))
+
+
+def _hashed_bits(key: PRNGKeyArray, indices: Array, shape: tuple[int, ...], axis: int) -> Array:
+    """Uniform uint32 bits for draw numbers `indices`, inserted at `axis` of `shape`."""
     seed = jax.random.bits(key, (2,), jnp.uint32)
     element = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
-    element_hash = _lowbias32(element ^ seed[0])
+    element_hash = jnp.expand_dims(_lowbias32(element ^ seed[0]), axis)
     sample_hash = _lowbias32(indices.astype(jnp.uint32) * jnp.uint32(0x9E3779B9) ^ seed[1])
     sample_hash = _lowbias32(sample_hash + seed[0])
-    return _lowbias32(element_hash[None] ^ sample_hash.reshape((-1,) + (1,) * len(shape)))
+    return _lowbias32(element_hash ^ _along(sample_hash, axis, len(shape) + 1))
 
 
 def standard_normal_draws(
@@ -94,27 +99,37 @@ def standard_normal_draws(
     *,
     sampler: str = "mc",
     dtype=None,
+    axis: int = 0,
 ) -> Array:
-    """Standard-normal draws number `indices` of a stream, shape `(C, *shape)`.
+    """Standard-normal draws number `indices` of a stream.
 
     Args:
         key: PRNG key of the stream; same key and index, same draw.
         indices: sample numbers s to produce, shape `(C,)`.
-        shape: shape of one draw, e.g. `(B, K + R)` or `(1, K + R)` when shared.
+        shape: shape of one draw, e.g. `(B, K + R)` or `(1, K + R)` when shared; its last
+            axis is the dimension of one draw (the lattice dimension for QMC).
         sampler: one of `SAMPLERS`.
         dtype: floating dtype (default: JAX's default float).
+        axis: where the sample axis of length C goes, `0 <= axis < len(shape)`
+            (e.g. `(C, B, D)` for 0, `(B, C, D)` for 1). The values do not depend on it.
+
+    Returns:
+        Draws of shape `shape` with the sample axis inserted at `axis`.
     """
     dtype = jnp.dtype(dtype or jnp.result_type(float))
+    if not 0 <= axis < len(shape):
+        raise ValueError(f"`axis` must be in [0, {len(shape) - 1}], got {axis}")
+    ndim = len(shape) + 1
     if sampler == "mc":
-        return _uint32_to_normal(_hashed_bits(key, indices, shape), dtype)
+        return _uint32_to_normal(_hashed_bits(key, indices, shape, axis), dtype)
     if sampler == "antithetic":
         sign = jnp.where(indices % 2 == 0, 1.0, -1.0).astype(dtype)
-        base = _uint32_to_normal(_hashed_bits(key, indices // 2, shape), dtype)
-        return sign.reshape((-1,) + (1,) * len(shape)) * base
+        base = _uint32_to_normal(_hashed_bits(key, indices // 2, shape, axis), dtype)
+        return _along(sign, axis, ndim) * base
     if sampler == "qmc":
         alpha = jnp.asarray(kronecker_generator(shape[-1]))
-        shift = jax.random.bits(key, shape, jnp.uint32)
-        s = indices.astype(jnp.uint32).reshape((-1,) + (1,) * len(shape))
-        bits = shift[None] + s * alpha.reshape((1,) * len(shape) + alpha.shape)
+        shift = jnp.expand_dims(jax.random.bits(key, shape, jnp.uint32), axis)
+        s = _along(indices.astype(jnp.uint32), axis, ndim)
+        bits = shift + s * alpha.reshape((1,) * (ndim - 1) + alpha.shape)
         return _uint32_to_normal(bits, dtype)
     raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")

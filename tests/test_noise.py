@@ -55,8 +55,8 @@ def test_parameter_efficient_equals_low_rank_with_row_scaled_factor(key):
     pe = _structures(key)["efficient"]
     lr = hp.LowRankNoise(pe.scale, pe.v[..., None] * pe.factor[None])
     np.testing.assert_allclose(pe.covariance(), lr.covariance(), rtol=1e-5, atol=1e-6)
-    zK = jax.random.normal(key, (7, 3, 5))
-    zR = jax.random.normal(jax.random.key(9), (7, 3, 2))
+    zK = jax.random.normal(key, (3, 7, 5))
+    zR = jax.random.normal(jax.random.key(9), (3, 7, 2))
     np.testing.assert_allclose(pe.transform(zK, zR), lr.transform(zK, zR), rtol=1e-5, atol=1e-6)
 
 
