@@ -4,9 +4,24 @@ The core package: pure JAX functions for noise structures, tempered Monte Carlo
 likelihoods, exact probit probabilities, the Taylor approximation, metrics and losses.
 """
 
+from .calibration import (
+    CALIBRATION_LOSSES as CALIBRATION_LOSSES,
+    apply_temperature as apply_temperature,
+    cross_entropy as cross_entropy,
+    fit_temperature as fit_temperature,
+    flsd53_loss as flsd53_loss,
+    focal_loss as focal_loss,
+    label_smoothing_loss as label_smoothing_loss,
+    mbls_loss as mbls_loss,
+    mbls_penalty as mbls_penalty,
+)
 from .distributions import (
     HeteroscedasticChoice as HeteroscedasticChoice,
     HeteroscedasticIndicators as HeteroscedasticIndicators,
+)
+from .information import (
+    MutualInformationEstimate as MutualInformationEstimate,
+    mutual_information_estimate as mutual_information_estimate,
 )
 from .likelihood import (
     default_chunk_size as default_chunk_size,
@@ -14,6 +29,23 @@ from .likelihood import (
     tempered_sigmoid_log_probs as tempered_sigmoid_log_probs,
     tempered_softmax_log_likelihood as tempered_softmax_log_likelihood,
     tempered_softmax_log_probs as tempered_softmax_log_probs,
+)
+from .metrics import (
+    ReliabilityDiagram as ReliabilityDiagram,
+    accuracy as accuracy,
+    adaptive_calibration_error as adaptive_calibration_error,
+    brier_score as brier_score,
+    classification_summary as classification_summary,
+    classwise_calibration_error as classwise_calibration_error,
+    expected_calibration_error as expected_calibration_error,
+    global_average_precision as global_average_precision,
+    mean_average_precision as mean_average_precision,
+    multilabel_nll as multilabel_nll,
+    multilabel_summary as multilabel_summary,
+    negative_log_likelihood as negative_log_likelihood,
+    per_class_average_precision as per_class_average_precision,
+    reliability_diagram as reliability_diagram,
+    top_k_accuracy as top_k_accuracy,
 )
 from .noise import (
     DiagonalNoise as DiagonalNoise,
@@ -33,22 +65,48 @@ from .taylor import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "accuracy",
+    "adaptive_calibration_error",
+    "apply_temperature",
+    "brier_score",
+    "CALIBRATION_LOSSES",
+    "classification_summary",
+    "classwise_calibration_error",
+    "cross_entropy",
+    "default_chunk_size",
     "DiagonalNoise",
+    "expected_calibration_error",
+    "fit_temperature",
+    "flsd53_loss",
+    "focal_loss",
+    "global_average_precision",
     "HeteroscedasticChoice",
     "HeteroscedasticIndicators",
     "Homoscedastic",
+    "label_smoothing_loss",
     "LowRankNoise",
+    "mbls_loss",
+    "mbls_penalty",
+    "mean_average_precision",
+    "multilabel_nll",
+    "multilabel_summary",
+    "mutual_information_estimate",
+    "MutualInformationEstimate",
+    "negative_log_likelihood",
     "NoiseStructure",
     "ParameterEfficientNoise",
-    "SAMPLERS",
-    "default_chunk_size",
+    "per_class_average_precision",
     "positive_scale",
+    "reliability_diagram",
+    "ReliabilityDiagram",
+    "SAMPLERS",
     "standard_normal_draws",
+    "taylor_sigmoid_probs",
+    "taylor_softmax_log_probs",
+    "taylor_softmax_probs",
     "tempered_sigmoid_log_likelihood",
     "tempered_sigmoid_log_probs",
     "tempered_softmax_log_likelihood",
     "tempered_softmax_log_probs",
-    "taylor_sigmoid_probs",
-    "taylor_softmax_log_probs",
-    "taylor_softmax_probs",
+    "top_k_accuracy",
 ]

@@ -81,9 +81,7 @@ def _take(x, labels):
     return jnp.take_along_axis(x, labels[..., None], axis=-1)[..., 0]
 
 
-def cross_entropy(
-    logits: Float[Array, "... K"], labels: Int[Array, "..."]
-) -> Float[Array, "..."]:
+def cross_entropy(logits: Float[Array, "... K"], labels: Int[Array, "..."]) -> Float[Array, "..."]:
     """Per-example cross-entropy -log softmax(l)_y, shape `(...)`."""
     return _ce(*_validate(logits, labels))
 
@@ -158,9 +156,7 @@ def _flsd(logits, labels, threshold, gamma_low, gamma_high):
     return _focal(logits, labels, gamma)
 
 
-def mbls_penalty(
-    logits: Float[Array, "... K"], *, margin: float = 10.0
-) -> Float[Array, "..."]:
+def mbls_penalty(logits: Float[Array, "... K"], *, margin: float = 10.0) -> Float[Array, "..."]:
     """MbLS inequality penalty 1/K Σ_j max(0, max_k l_k - l_j - m), shape `(...)`.
 
     Zero when every logit is within `margin` of the largest one.
@@ -232,9 +228,7 @@ def _fit_log_t(logits, labels, init, lo, hi, max_iter, tol):
     def step(carry):
         params, state = carry
         value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(
-            grad, state, params, value=value, grad=grad, value_fn=fun
-        )
+        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=fun)
         return optax.apply_updates(params, updates), state
 
     def keep_going(carry):

@@ -448,6 +448,7 @@ def multilabel_summary(
     return {
         "gap": global_average_precision(probs, labels),
         "map": mean_average_precision(probs, labels),
-        "nll": multilabel_nll(_same_shape("log_probs", log_probs, probs), labels,
-                              log_complement=log_complement),
+        "nll": multilabel_nll(
+            _same_shape("log_probs", log_probs, probs), labels, log_complement=log_complement
+        ),
     }
