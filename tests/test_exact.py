@@ -1,0 +1,234 @@
+"""Exact multinomial-probit probabilities against independent references.
+
+References: scipy.stats.multivariate_normal.cdf on the difference-transformed problem (built
+here in numpy), Owen's T (scipy.special.owens_t) for the bivariate CDF, scipy.integrate.quad
+for tail log-probabilities, brute-force Monte Carlo argmax frequencies.
+Stated float64 tolerances: K <= 3: 1e-7 absolute; K = 4: 1e-5; K = 5, 6 (lattice SOV with
+the default 8 x 1021 points): 1e-4 (observed ~1e-5).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from scipy import integrate, special, stats
+
+from hetprobit.exact import (
+    bivariate_normal_cdf,
+    exact_choice_log_probs,
+    exact_choice_probs,
+    exact_indicator_log_probs,
+    exact_indicator_probs,
+    mvn_cdf,
+)
+
+TOL = {2: 1e-7, 3: 1e-7, 4: 1e-5, 5: 1e-4, 6: 1e-4}
+
+
+def _problem(rng, K, scale=1.0):
+    mu = rng.normal(size=K) * scale
+    A = rng.normal(size=(K, K))
+    return mu, A @ A.T / K + 0.3 * np.eye(K)
+
+
+def _scipy_choice(mu, S):
+    """P(y=c) = P(A_c u > 0) = P(Z <= A_c mu), Z ~ N(0, A_c S A_c^T), via scipy."""
+    K = len(mu)
+    out = []
+    for c in range(K):
+        others = [j for j in range(K) if j != c]
+        A = np.zeros((K - 1, K))
+        A[np.arange(K - 1), c] = 1.0
+        A[np.arange(K - 1), others] = -1.0
+        b, C = A @ mu, A @ S @ A.T
+        if K == 2:
+            out.append(stats.norm.cdf(b[0] / np.sqrt(C[0, 0])))
+            continue
+        abseps = 1e-10 if K == 3 else 1e-7
+        out.append(
+            stats.multivariate_normal.cdf(
+                b, np.zeros(K - 1), C, abseps=abseps, releps=0, maxpts=200_000 * (K - 1), rng=0
+            )
+        )
+    return np.array(out)
+
+
+@pytest.mark.parametrize("K", [2, 3, 4, 5, 6])
+def test_matches_scipy(K):
+    rng = np.random.default_rng(K)
+    with jax.enable_x64(True):
+        for _ in range(2):
+            mu, S = _problem(rng, K)
+            p = np.asarray(exact_choice_probs(mu, S))
+            np.testing.assert_allclose(p, _scipy_choice(mu, S), atol=TOL[K], rtol=0)
+            assert abs(p.sum() - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("K", [3, 4, 6])
+def test_matches_monte_carlo(K):
+    rng = np.random.default_rng(10 + K)
+    mu, S = _problem(rng, K, scale=0.7)
+    n = 200_000
+    u = mu + rng.normal(size=(n, K)) @ np.linalg.cholesky(S).T
+    freq = np.bincount(np.argmax(u, axis=1), minlength=K) / n
+    with jax.enable_x64(True):
+        p = np.asarray(exact_choice_probs(mu, S))
+    se = np.sqrt(p * (1 - p) / n)
+    assert np.all(np.abs(freq - p) < 4.5 * se + 1e-12)
+
+
+def test_bivariate_against_owens_t():
+    rng = np.random.default_rng(0)
+    h, k = rng.normal(size=2000) * 2, rng.normal(size=2000) * 2
+    r = np.concatenate([rng.uniform(-0.999, 0.999, 1000), np.sign(rng.normal(size=1000)) * 0.99])
+    s = np.sqrt(1 - r**2)
+    ref = (
+        0.5 * special.ndtr(h)
+        + 0.5 * special.ndtr(k)
+        - special.owens_t(h, (k - r * h) / (h * s))
+        - special.owens_t(k, (h - r * k) / (k * s))
+        - 0.5 * (h * k < 0)
+    )
+    with jax.enable_x64(True):
+        ours = np.asarray(bivariate_normal_cdf(h, k, r))
+    np.testing.assert_allclose(ours, ref, atol=1e-12, rtol=0)
+
+
+def test_k2_closed_form_and_indicator():
+    rng = np.random.default_rng(1)
+    with jax.enable_x64(True):
+        mu, S = _problem(rng, 2)
+        p = np.asarray(exact_choice_probs(mu, S))
+        z = (mu[0] - mu[1]) / np.sqrt(S[0, 0] + S[1, 1] - 2 * S[0, 1])
+        np.testing.assert_allclose(p, [stats.norm.cdf(z), stats.norm.cdf(-z)], atol=1e-15)
+        mu, S = _problem(rng, 5)
+        ref = stats.norm.cdf(mu / np.sqrt(np.diag(S)))
+        np.testing.assert_allclose(np.asarray(exact_indicator_probs(mu, S)), ref, atol=1e-15)
+        lp = np.asarray(exact_indicator_log_probs(np.array([-40.0, 0.0, 3.0]), np.eye(3)))
+        np.testing.assert_allclose(lp, stats.norm.logcdf([-40.0, 0.0, 3.0]), rtol=1e-12)
+
+
+def test_mvn_cdf_and_sov_method_agree():
+    rng = np.random.default_rng(2)
+    with jax.enable_x64(True):
+        b, S = rng.normal(size=3), _problem(rng, 3)[1]
+        ref = stats.multivariate_normal.cdf(b, np.zeros(3), S, abseps=1e-9, releps=0, rng=0)
+        np.testing.assert_allclose(float(mvn_cdf(b, S)), ref, atol=1e-7)
+        p, err = mvn_cdf(b, S, method="sov", return_error=True)
+        assert abs(float(p) - ref) < 1e-5 and 0 < float(err) < 1e-4
+        mu, S = _problem(rng, 4)
+        p_sov = exact_choice_probs(mu, S, method="sov")
+        np.testing.assert_allclose(p_sov, exact_choice_probs(mu, S), atol=1e-5)
+
+
+def test_tail_log_probs():
+    """log P(y=0) for mu = (0, d, d), Sigma = I: reference by quad of the 1-d integral
+    P = int phi(x) Phi(x + d)^2 dx (u_0 = x, u_j < x)."""
+    with jax.enable_x64(True):
+        for d in [3.0, 10.0, 30.0]:
+            logp = exact_choice_log_probs(jnp.array([0.0, -d, -d]) * -1.0, jnp.eye(3))
+            f = lambda x, d=d: np.exp(stats.norm.logpdf(x) + 2 * stats.norm.logcdf(x - d))
+            ref = np.log(integrate.quad(f, -np.inf, np.inf, epsabs=0, epsrel=1e-12, limit=200)[0])
+            assert np.isfinite(float(logp[0]))
+            assert abs(float(logp[0]) - ref) < 1e-4 * abs(ref) + 1e-6, (d, float(logp[0]), ref)
+        g = jax.grad(lambda m: exact_choice_log_probs(m, jnp.eye(3))[0])(jnp.array([0.0, 30, 30]))
+        assert np.all(np.isfinite(g)) and float(g[0]) > 0
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+def test_gradients_float64(K):
+    rng = np.random.default_rng(20 + K)
+    with jax.enable_x64(True):
+        mu, S = _problem(rng, K)
+        L = np.linalg.cholesky(S)
+        f = lambda m, ll: exact_choice_probs(m, ll @ ll.T)
+        check_grads(f, (jnp.asarray(mu), jnp.asarray(L)), order=1, modes=["fwd", "rev"])
+
+
+def test_bivariate_custom_jvp_closed_form():
+    with jax.enable_x64(True):
+        check_grads(jax.jit(bivariate_normal_cdf), (0.3, -0.7, 0.6), order=2, modes=["rev"])
+        g = jax.grad(bivariate_normal_cdf, argnums=2)(0.3, -0.7, 0.6)
+        q = (0.3**2 - 2 * 0.6 * 0.3 * -0.7 + 0.49) / (1 - 0.36)
+        np.testing.assert_allclose(g, np.exp(-q / 2) / (2 * np.pi * 0.8), rtol=1e-12)
+
+
+def test_sov_gradient_finite_nonzero():
+    rng = np.random.default_rng(3)
+    mu, S = _problem(rng, 6)
+    with jax.enable_x64(True):
+        c = int(np.argmax(np.asarray(exact_choice_probs(mu, S, n_points=127))))
+        f = lambda m, s: exact_choice_probs(m, s, n_points=127)[c]
+        g_mu, g_s = jax.grad(f, argnums=(0, 1))(jnp.asarray(mu), jnp.asarray(S))
+        assert np.all(np.isfinite(g_mu)) and np.all(np.isfinite(g_s))
+        assert np.abs(g_mu).max() > 1e-3
+        np.testing.assert_allclose(float(g_mu.sum()), 0.0, atol=1e-8)  # shift invariance
+
+
+@pytest.mark.parametrize("K", [2, 3, 4, 5])
+def test_jit_vmap_batch_float32(K):
+    rng = np.random.default_rng(30 + K)
+    mus = rng.normal(size=(4, 3, K)).astype(np.float32)
+    S = _problem(rng, K)[1].astype(np.float32)
+    eager = exact_choice_probs(mus, S)  # cov broadcast over batch (4, 3)
+    assert eager.shape == (4, 3, K) and eager.dtype == jnp.float32
+    jitted = jax.jit(exact_choice_probs)(mus, S)
+    vmapped = jax.vmap(lambda m: exact_choice_probs(m, S))(mus)
+    np.testing.assert_allclose(jitted, eager, atol=1e-6)
+    np.testing.assert_allclose(vmapped, eager, atol=1e-6)
+    with jax.enable_x64(True):
+        ref = np.asarray(exact_choice_probs(mus.astype(np.float64), S.astype(np.float64)))
+    np.testing.assert_allclose(eager, ref, atol=1e-4 if K == 5 else 2e-6)
+    np.testing.assert_allclose(eager.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_extreme_inputs(x64):
+    """30-sd utility gaps, near-singular and huge covariances: finite values and gradients."""
+
+    def all_outputs(m, c):
+        p, g = jax.value_and_grad(lambda mm: exact_choice_probs(mm, c, n_points=61)[0])(m)
+        return p, exact_choice_log_probs(m, c, n_points=61), g
+
+    fn = jax.jit(all_outputs)
+    with jax.enable_x64(x64):
+        for K in (2, 3, 4, 6):
+            mu = jnp.zeros(K).at[0].set(30.0)
+            near_singular = jnp.ones((K, K)) + 1e-6 * jnp.eye(K)  # tiny variance of differences
+            for cov in (jnp.eye(K), near_singular, 1e4 * jnp.eye(K)):
+                for sign in (1.0, -1.0):
+                    for out in fn(sign * mu, cov):
+                        assert np.all(np.isfinite(out)), (K, cov, sign)
+            p = exact_choice_probs(mu, jnp.eye(K))
+            np.testing.assert_allclose(p[0], 1.0, atol=1e-6)
+            assert float(exact_choice_log_probs(-mu, jnp.eye(K))[0]) < -200
+
+
+@pytest.mark.parametrize(
+    ("mu", "cov", "err", "match"),
+    [
+        (np.zeros(3), np.eye(4), ValueError, "cov"),
+        (np.zeros(3), np.ones((3, 2)), ValueError, "cov"),
+        (np.array([0.0, np.nan, 1.0]), np.eye(3), ValueError, "mu"),
+        (np.zeros(3), np.diag([1.0, np.inf, 1.0]), ValueError, "cov"),
+        (np.zeros(1), np.eye(1), ValueError, "mu"),
+        (np.zeros(11), np.eye(11), ValueError, "tempered_softmax"),
+        (np.zeros(3), np.diag([1.0, 0.0, 1.0]), ValueError, "diagonal"),
+        (np.zeros(3), np.eye(3) + np.triu(np.ones((3, 3)), 1), ValueError, "symmetric"),
+        (np.zeros((2, 3)), np.broadcast_to(np.eye(3), (3, 3, 3)), ValueError, "broadcast"),
+        (None, np.eye(3), TypeError, "mu"),
+    ],
+)
+def test_bad_inputs(mu, cov, err, match):
+    with pytest.raises(err, match=match):
+        exact_choice_probs(mu, cov)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="method"):
+        exact_choice_probs(np.zeros(3), np.eye(3), method="bogus")
+    with pytest.raises(TypeError, match="n_points"):
+        exact_choice_probs(np.zeros(5), np.eye(5), n_points=1.5)
+    with pytest.raises(ValueError, match="upper"):
+        mvn_cdf(np.zeros(10), np.eye(10))
