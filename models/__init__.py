@@ -1,1 +1,89 @@
-"""NumPyro generative models with Equinox backbones (depends on `hetprobit`)."""
+"""NumPyro generative models with Equinox backbones (depends on `hetprobit`, never `inference`).
+
+- `backbones`: `MLP`, `ResNet` (one example -> representation r(x)).
+- `head`: `HeteroscedasticHead`, drop-in for a final `eqx.nn.Linear(D, K)`.
+- `hetxl`: `HetXLNoise`, noise in representation space (HET-XL).
+- `classifier`: `Classifier` (backbone + head) and the NumPyro `classifier_model`.
+- `synthetic`: data from the exact generative process with planted class pairs.
+- `probit_regression`: multinomial probit for discrete choice; `modechoice` loader.
+- `covariance_analysis`: average Sigma(x) over a data set, top class pairs (seed 002 Table 4).
+"""
+
+from .backbones import MLP as MLP, ResidualBlock as ResidualBlock, ResNet as ResNet
+from .classifier import (
+    Classifier as Classifier,
+    classifier_model as classifier_model,
+    last_layer_prior as last_layer_prior,
+)
+from .covariance_analysis import (
+    ClassPair as ClassPair,
+    CovarianceSummary as CovarianceSummary,
+    average_covariance as average_covariance,
+    centre_covariance as centre_covariance,
+    covariance_summary as covariance_summary,
+    pair_ranks as pair_ranks,
+    top_pairs as top_pairs,
+)
+from .head import COVARIANCE_TYPES as COVARIANCE_TYPES, HeteroscedasticHead as HeteroscedasticHead
+from .hetxl import HetXLNoise as HetXLNoise
+from .modechoice import (
+    MODECHOICE_ALTERNATIVES as MODECHOICE_ALTERNATIVES,
+    ModeChoice as ModeChoice,
+    load_modechoice as load_modechoice,
+)
+from .probit_regression import (
+    ProbitFit as ProbitFit,
+    ProbitParams as ProbitParams,
+    choice_log_likelihood as choice_log_likelihood,
+    choice_log_probs as choice_log_probs,
+    difference_cholesky as difference_cholesky,
+    difference_covariance as difference_covariance,
+    fit_probit as fit_probit,
+    init_probit_params as init_probit_params,
+    params_from_covariance as params_from_covariance,
+    simulate_choices as simulate_choices,
+    systematic_utilities as systematic_utilities,
+    utility_covariance as utility_covariance,
+)
+from .synthetic import (
+    PlantedPair as PlantedPair,
+    SyntheticClassification as SyntheticClassification,
+    make_synthetic_classification as make_synthetic_classification,
+)
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "MODECHOICE_ALTERNATIVES",
+    "ClassPair",
+    "Classifier",
+    "CovarianceSummary",
+    "HetXLNoise",
+    "HeteroscedasticHead",
+    "MLP",
+    "ModeChoice",
+    "PlantedPair",
+    "ProbitFit",
+    "ProbitParams",
+    "ResNet",
+    "ResidualBlock",
+    "SyntheticClassification",
+    "average_covariance",
+    "centre_covariance",
+    "choice_log_likelihood",
+    "choice_log_probs",
+    "classifier_model",
+    "covariance_summary",
+    "difference_cholesky",
+    "difference_covariance",
+    "fit_probit",
+    "init_probit_params",
+    "last_layer_prior",
+    "load_modechoice",
+    "make_synthetic_classification",
+    "pair_ranks",
+    "params_from_covariance",
+    "simulate_choices",
+    "systematic_utilities",
+    "top_pairs",
+    "utility_covariance",
+]

@@ -1,0 +1,96 @@
+r"""HET-XL noise: Gaussian noise added to the D-dimensional representation, then projected.
+
+HET-XL (Collier et al., 2023) perturbs the pre-logits instead of the logits:
+
+    u = W (r + eps_D) + b = mu + W eps_D,   eps_D ~ N(0, diag(d_D^2) + V_D V_D^T),
+
+with d_D `(D,)` and V_D `(D, R)` computed from r. The utility noise is eps = W eps_D, so
+
+    Sigma(x) = W diag(d_D^2) W^T + (W V_D)(W V_D)^T        (K x K, rank <= D),
+
+and no parameter grows as K x D x R: the noise heads are D -> D and D -> D R, and the
+K-way projection W is the mean layer's own weight.
+
+Implementation choice (exact, no approximation): `HetXLNoise` is a `NoiseStructure` whose
+`transform` builds eps_D with the core's `LowRankNoise` over D "classes" (so it follows the
+core's conventions for batch and sample axes) and maps it through W. The core likelihoods
+draw K + `rank` standard normals per sample and hand them over as (z_K, z_R); HET-XL needs
+D + R of them, so `rank` here is the number of *extra* draws, max(D + R - K, 0), and the
+two blocks are concatenated and re-split as (z_D, z_R). (When D + R < K the trailing K - D - R
+draws are unused.) Everything else — chunked streaming, custom VJP, samplers — is the core's.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from hetprobit.noise import LowRankNoise, NoiseStructure
+
+__all__ = ["HetXLNoise"]
+
+
+class HetXLNoise(NoiseStructure):
+    """eps = W eps_D, eps_D ~ N(0, diag(d_D^2) + V_D V_D^T): noise in representation space.
+
+    Args:
+        scale: d_D, shape `(..., D)`, strictly positive.
+        factor: V_D, shape `(..., D, R)`, 1 <= R < D.
+        projection: W, the shared `(K, D)` mean-layer weight.
+    """
+
+    inner: LowRankNoise
+    projection: Float[Array, "K D"]
+
+    def __init__(self, scale, factor, projection):
+        self.inner = LowRankNoise(scale, factor)
+        projection = jnp.asarray(projection)
+        D = self.inner.num_classes
+        if projection.ndim != 2 or projection.shape[1] != D:
+            raise ValueError(f"`projection` must have shape (K, D={D}), got {projection.shape}")
+        self.projection = projection
+
+    @property
+    def num_classes(self) -> int:
+        return self.projection.shape[0]
+
+    @property
+    def representation_dim(self) -> int:
+        return self.inner.num_classes
+
+    @property
+    def representation_rank(self) -> int:
+        return self.inner.rank
+
+    @property
+    def rank(self) -> int:
+        # number of standard normals needed beyond the K the core always draws
+        return max(self.representation_dim + self.representation_rank - self.num_classes, 0)
+
+    @property
+    def batch_shape(self):
+        return self.inner.batch_shape
+
+    def transform(self, z_K, z_R=None):
+        z = z_K if z_R is None else jnp.concatenate([z_K, z_R], axis=-1)
+        D, R = self.representation_dim, self.representation_rank
+        eps_D = self.inner.transform(z[..., :D], z[..., D : D + R])
+        return jnp.einsum("...d,kd->...k", eps_D, self.projection)
+
+    def representation_covariance(self) -> Float[Array, "... D D"]:
+        """Sigma_D = diag(d_D^2) + V_D V_D^T, shape `batch_shape + (D, D)`."""
+        return self.inner.covariance()
+
+    def covariance(self):
+        W = self.projection
+        return jnp.einsum("kd,...de,le->...kl", W, self.inner.covariance(), W)
+
+    def variance(self):
+        W = self.projection
+        d2 = self.inner.scale**2
+        WV = jnp.einsum("kd,...dr->...kr", W, self.inner.factor)
+        return jnp.einsum("kd,...d->...k", W**2, d2) + jnp.sum(WV**2, axis=-1)
+
+    def matvec(self, x):
+        W = self.projection
+        return jnp.einsum("kd,...d->...k", W, self.inner.matvec(jnp.einsum("kd,...k->...d", W, x)))

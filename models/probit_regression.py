@@ -1,0 +1,300 @@
+r"""Multinomial probit regression for discrete-choice data (identified, Cholesky-parametrised).
+
+Traveller n chooses among J alternatives with utilities
+
+    U_nj = asc_j + x_nj^T beta + eps_nj,     y_n = argmax_j U_nj,
+
+x_nj the `(p,)` attributes of alternative j (generic coefficients beta), asc_j an
+alternative-specific constant with asc_base = 0. Only utility *differences* are identified,
+so the noise is specified for the differences w.r.t. the base alternative:
+
+    (eps_nj - eps_n,base)_{j != base} ~ N(0, Omega),  Omega = L L^T  ((J-1) x (J-1)),
+
+with L lower triangular, positive diagonal exp(.) and L_00 = 1 fixed, which fixes the scale
+(Omega_00 = 1). Equivalently the utility covariance Sigma has a zero row/column at the base
+and Omega in the others (`utility_covariance`).
+
+Likelihoods (`method=`):
+
+- "exact": `hetprobit.exact.exact_choice_probs` (closed form K = 2, bivariate K = 3,
+  trivariate K = 4, lattice SOV up to 10) with covariance Sigma + 1 1^T, which has the same
+  choice probabilities (a common shock does not change the argmax) and a positive diagonal.
+- "tempered": the core's tempered-softmax MC likelihood with a *fixed* key (common random
+  numbers: simulated maximum likelihood with a smooth, deterministic objective). Sigma is
+  represented as `LowRankNoise(jitter, F)` with F the (J, J-1) factor [zero row at the base,
+  L elsewhere] and a 1e-3 jitter on the diagonal (variance change 1e-6).
+
+`fit_probit` maximises the mean log-likelihood with Adam under `lax.scan` (attributes are
+rescaled by their standard deviation inside the fit and the coefficients mapped back).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from hetprobit import tempered_softmax_log_likelihood, tempered_softmax_log_probs
+from hetprobit._checks import check_array, check_labels, check_positive, check_positive_int
+from hetprobit.noise import LowRankNoise
+
+__all__ = [
+    "ProbitParams",
+    "ProbitFit",
+    "init_probit_params",
+    "difference_cholesky",
+    "difference_covariance",
+    "utility_covariance",
+    "systematic_utilities",
+    "choice_log_probs",
+    "choice_log_likelihood",
+    "simulate_choices",
+    "fit_probit",
+    "params_from_covariance",
+]
+
+METHODS = ("exact", "tempered")
+JITTER = 1e-3
+
+
+class ProbitParams(NamedTuple):
+    """Parameters of the identified multinomial probit.
+
+    Attributes:
+        asc: constants of the J - 1 non-base alternatives (in alternative order), `(J-1,)`.
+        beta: generic attribute coefficients, `(p,)`.
+        chol: unconstrained `(J-1, J-1)`; L = tril(chol, -1) + diag(exp(diag(chol))) with
+            the (0, 0) entry fixed to 1 (chol[0, 0] is ignored).
+    """
+
+    asc: Float[Array, " Jm1"]
+    beta: Float[Array, " p"]
+    chol: Float[Array, "Jm1 Jm1"]
+
+
+class ProbitFit(NamedTuple):
+    """Result of `fit_probit`: fitted params (original attribute units) and the loss trace."""
+
+    params: ProbitParams
+    losses: Float[Array, " steps"]
+    log_likelihood: float
+
+
+def init_probit_params(num_alternatives: int, num_attributes: int) -> ProbitParams:
+    """All-zero parameters: no constants, beta = 0, Omega = I."""
+    J = check_positive_int("num_alternatives", num_alternatives, minimum=2)
+    p = check_positive_int("num_attributes", num_attributes, minimum=0)
+    return ProbitParams(jnp.zeros(J - 1), jnp.zeros(p), jnp.zeros((J - 1, J - 1)))
+
+
+def difference_cholesky(params: ProbitParams) -> Float[Array, "Jm1 Jm1"]:
+    """L with Omega = L L^T, positive diagonal, L_00 = 1."""
+    c = params.chol
+    log_diag = jnp.diagonal(c).at[0].set(0.0)
+    return jnp.tril(c, -1) + jnp.diag(jnp.exp(log_diag))
+
+
+def difference_covariance(params: ProbitParams) -> Float[Array, "Jm1 Jm1"]:
+    """Omega = Cov(eps_j - eps_base, j != base), Omega_00 = 1."""
+    L = difference_cholesky(params)
+    return L @ L.T
+
+
+def _insert_base(x: Array, base: int, axis: int = 0) -> Array:
+    """Insert a zero slice at index `base` along `axis` (J-1 -> J)."""
+    shape = list(x.shape)
+    shape[axis] = 1
+    zero = jnp.zeros(shape, x.dtype)
+    parts = [
+        lax.slice_in_dim(x, 0, base, axis=axis),
+        zero,
+        lax.slice_in_dim(x, base, None, axis=axis),
+    ]
+    return jnp.concatenate(parts, axis=axis)
+
+
+def utility_covariance(params: ProbitParams, *, base: int = 0) -> Float[Array, "J J"]:
+    """Sigma `(J, J)`: zero row and column at `base`, Omega elsewhere."""
+    F = _insert_base(difference_cholesky(params), base, axis=0)
+    return F @ F.T
+
+
+def params_from_covariance(asc: Array, beta: Array, omega: Array) -> ProbitParams:
+    """Build `ProbitParams` from constants, coefficients and an Omega with Omega_00 = 1.
+
+    (Does not rescale: pass an Omega already normalised to Omega_00 = 1.)
+    """
+    omega = check_array("omega", omega, ndim=2)
+    if not np.isclose(float(omega[0, 0]), 1.0, atol=1e-6):
+        raise ValueError(
+            f"`omega` must have omega[0, 0] = 1 (scale normalisation), got {omega[0, 0]}"
+        )
+    L = jnp.linalg.cholesky(omega)
+    chol = jnp.tril(L, -1) + jnp.diag(jnp.log(jnp.diagonal(L)))
+    return ProbitParams(jnp.asarray(asc, L.dtype), jnp.asarray(beta, L.dtype), chol)
+
+
+def _check_data(params, attributes, base):
+    attributes = check_array("attributes", attributes, ndim=3)
+    N, J, p = attributes.shape
+    if params.asc.shape != (J - 1,) or params.beta.shape != (p,):
+        raise ValueError(
+            f"params (asc {params.asc.shape}, beta {params.beta.shape}) do not match attributes "
+            f"(N, J, p) = {attributes.shape}: need asc ({J - 1},), beta ({p},)"
+        )
+    if not (isinstance(base, int) and 0 <= base < J):
+        raise ValueError(f"`base` must be an alternative index in [0, {J}), got {base!r}")
+    return attributes
+
+
+def systematic_utilities(
+    params: ProbitParams, attributes: Float[Array, "N J p"], *, base: int = 0
+) -> Float[Array, "N J"]:
+    """V_nj = asc_j + x_nj^T beta (asc_base = 0)."""
+    attributes = _check_data(params, attributes, base)
+    asc = _insert_base(params.asc, base)
+    return jnp.einsum("njp,p->nj", attributes, params.beta) + asc[None]
+
+
+def _noise(params, base, J):
+    F = _insert_base(difference_cholesky(params), base, axis=0)
+    return LowRankNoise(jnp.full((J,), JITTER, F.dtype), F)
+
+
+def _exact_probs(V, params, base):
+    from hetprobit.exact import exact_choice_probs  # imported lazily: optional core module
+
+    J = V.shape[-1]
+    cov = utility_covariance(params, base=base) + jnp.ones((J, J), V.dtype)
+    return exact_choice_probs(V, cov)
+
+
+def choice_log_probs(
+    params: ProbitParams,
+    attributes: Float[Array, "N J p"],
+    *,
+    base: int = 0,
+    method: str = "exact",
+    key: PRNGKeyArray | None = None,
+    tau: float = 0.1,
+    num_samples: int = 512,
+) -> Float[Array, "N J"]:
+    """log P(y_n = j) for every alternative, `(N, J)` (see module docstring for `method`)."""
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    V = systematic_utilities(params, attributes, base=base)
+    if method == "exact":
+        tiny = jnp.finfo(V.dtype).tiny
+        return jnp.log(jnp.maximum(_exact_probs(V, params, base), tiny))
+    if key is None:
+        raise ValueError("method='tempered' needs key= (fixed key: common random numbers)")
+    noise = _noise(params, base, V.shape[-1])
+    return tempered_softmax_log_probs(V, noise, key=key, tau=tau, num_samples=num_samples)
+
+
+def choice_log_likelihood(
+    params: ProbitParams,
+    attributes: Float[Array, "N J p"],
+    choices: Int[Array, " N"],
+    *,
+    base: int = 0,
+    method: str = "exact",
+    key: PRNGKeyArray | None = None,
+    tau: float = 0.1,
+    num_samples: int = 512,
+) -> Float[Array, " N"]:
+    """Per-traveller log P(y_n = chosen), `(N,)`."""
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    V = systematic_utilities(params, attributes, base=base)
+    N, J = V.shape
+    choices = check_labels("choices", choices, J)
+    if choices.shape != (N,):
+        raise ValueError(f"`choices` must have shape ({N},), got {choices.shape}")
+    if method == "exact":
+        p = _exact_probs(V, params, base)
+        p_obs = jnp.sum(p * jax.nn.one_hot(choices, J, dtype=p.dtype), axis=-1)
+        return jnp.log(jnp.maximum(p_obs, jnp.finfo(p.dtype).tiny))
+    if key is None:
+        raise ValueError("method='tempered' needs key= (fixed key: common random numbers)")
+    noise = _noise(params, base, J)
+    return tempered_softmax_log_likelihood(
+        V, noise, choices, key=key, tau=tau, num_samples=num_samples
+    )
+
+
+def simulate_choices(
+    params: ProbitParams,
+    attributes: Float[Array, "N J p"],
+    *,
+    base: int = 0,
+    key: PRNGKeyArray,
+) -> Int[Array, " N"]:
+    """Draw y_n = argmax_j (V_nj + eps_nj) from the model (exact generative process)."""
+    V = systematic_utilities(params, attributes, base=base)
+    N, J = V.shape
+    F = _insert_base(difference_cholesky(params), base, axis=0)  # (J, J-1)
+    z = jax.random.normal(key, (N, J - 1), V.dtype)
+    return jnp.argmax(V + z @ F.T, axis=-1).astype(jnp.int32)
+
+
+def fit_probit(
+    attributes: Float[Array, "N J p"],
+    choices: Int[Array, " N"],
+    *,
+    base: int = 0,
+    method: str = "exact",
+    num_steps: int = 300,
+    learning_rate: float = 0.05,
+    key: PRNGKeyArray | None = None,
+    tau: float = 0.1,
+    num_samples: int = 512,
+    init: ProbitParams | None = None,
+) -> ProbitFit:
+    """Maximum (simulated) likelihood fit with Adam; returns params in the original units.
+
+    Attributes are divided by their standard deviation (over travellers and alternatives)
+    for the optimisation, and beta is mapped back. `key` is required for
+    `method="tempered"` and stays fixed across steps (common random numbers).
+    """
+    attributes = check_array("attributes", attributes, ndim=3)
+    N, J, p = attributes.shape
+    check_positive_int("num_steps", num_steps)
+    check_positive("learning_rate", learning_rate)
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    if method == "tempered" and key is None:
+        raise ValueError("method='tempered' needs key= (fixed key: common random numbers)")
+    sd = jnp.std(attributes.reshape(-1, p), axis=0) if p else jnp.ones((0,))
+    sd = jnp.where(sd > 0, sd, 1.0)
+    scaled = attributes / sd[None, None]
+    params = init_probit_params(J, p) if init is None else init
+    params = params._replace(beta=params.beta * sd)
+    _check_data(params, scaled, base)
+    choices = check_labels("choices", choices, J)
+    kwargs = dict(base=base, method=method, key=key, tau=tau, num_samples=num_samples)
+
+    def loss_fn(prm):
+        return -jnp.mean(choice_log_likelihood(prm, scaled, choices, **kwargs))
+
+    opt = optax.adam(learning_rate)
+
+    @jax.jit
+    def run(prm):
+        def step(carry, _):
+            prm, state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(prm)
+            updates, state = opt.update(grads, state, prm)
+            return (optax.apply_updates(prm, updates), state), loss
+
+        (prm, _), losses = lax.scan(step, (prm, opt.init(prm)), None, length=num_steps)
+        return prm, losses, loss_fn(prm)
+
+    params, losses, final = run(params)
+    params = params._replace(beta=params.beta / sd)
+    return ProbitFit(params, losses, float(-final * N))
