@@ -81,7 +81,9 @@ def to_arviz(
     S = check_positive_int("num_samples", num_samples)
     C = check_positive_int("num_chains", num_chains)
     keys = jax.random.split(as_typed_key(key), C)
-    chains = [guide.sample_posterior(k, params, *args, sample_shape=(S,), **kwargs) for k in keys]
+    # one draw per key under vmap (numpyro's sample_shape path broadcasts by rank)
+    draw = jax.jit(jax.vmap(lambda k: guide.sample_posterior(k, params, *args, **kwargs)))
+    chains = [draw(jax.random.split(k, S)) for k in keys]
     names = list(chains[0]) if var_names is None else list(var_names)
     missing = [n for n in names if n not in chains[0]]
     if missing:

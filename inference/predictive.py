@@ -87,7 +87,10 @@ def log_probs_fn(
         k_post, k_model = jax.random.split(key)
         P = num_posterior_samples
         if guide is not None and hasattr(guide, "sample_posterior"):
-            latents = guide.sample_posterior(k_post, params, *inputs, sample_shape=(P,), **kwargs)
+            # one draw per key under vmap (numpyro's sample_shape path broadcasts by rank)
+            latents = jax.vmap(lambda k: guide.sample_posterior(k, params, *inputs, **kwargs))(
+                jax.random.split(k_post, P)
+            )
         else:
             latents = {}
         keys = jax.random.split(k_model, P)
