@@ -1,0 +1,133 @@
+"""Deep Ensembles: vmapped training == each member alone; members differ; entropy split."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from inference import (
+    ensemble_keys,
+    ensemble_predict,
+    entropy_decomposition,
+    fit,
+    fit_ensemble,
+)
+from models import MLP, Classifier, HeteroscedasticHead, classifier_model
+from models.synthetic import make_synthetic_classification
+
+M, EPOCHS, BATCH = 3, 3, 40
+
+
+def make_net(key):
+    k1, k2 = jax.random.split(key)
+    return Classifier(
+        MLP(4, 6, width=12, depth=1, key=k1),
+        HeteroscedasticHead(6, 3, covariance="diagonal", num_train_samples=8, key=k2),
+    )
+
+
+@pytest.fixture(scope="module")
+def setup():
+    d = make_synthetic_classification(240, 3, num_pairs=1, key=jax.random.key(0))
+    data = (d.x[:200], d.y[:200])
+    ens = fit_ensemble(
+        classifier_model,
+        None,
+        data,
+        num_members=M,
+        num_epochs=EPOCHS,
+        batch_size=BATCH,
+        key=jax.random.key(11),
+        member_kwargs=lambda k: {"net": make_net(k)},
+        progress=False,
+    )
+    return d, data, ens
+
+
+def test_vmapped_members_equal_training_each_alone(setup):
+    d, data, ens = setup
+    assert ens.losses.shape == (M, EPOCHS) and ens.step_losses.shape == (M, EPOCHS, 5)
+    init_keys, fit_keys = ensemble_keys(jax.random.key(11), M)
+    for m in (0, M - 1):
+        alone = fit(
+            classifier_model,
+            None,
+            data,
+            num_epochs=EPOCHS,
+            batch_size=BATCH,
+            key=fit_keys[m],
+            net=make_net(init_keys[m]),
+            progress=False,
+        )
+        member = jax.tree.map(lambda x, m=m: x[m], ens.params)
+        for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(member), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(alone.losses, ens.losses[m], rtol=1e-5)
+
+
+def test_members_differ(setup):
+    _, _, ens = setup
+    w = ens.params["net$params"].head.mu.weight  # (M, K, D)
+    for i in range(M):
+        for j in range(i + 1, M):
+            assert float(jnp.max(jnp.abs(w[i] - w[j]))) > 1e-2
+    assert len(set(np.round(ens.losses[:, -1], 3))) == M
+
+
+def test_ensemble_predict_averages_members(setup):
+    d, _, ens = setup
+    pred = ensemble_predict(classifier_model, None, ens, d.x[200:], key=jax.random.key(2))
+    assert pred.member_log_probs.shape == (M, 40, 3) and pred.log_probs.shape == (40, 3)
+    np.testing.assert_allclose(
+        jnp.exp(pred.log_probs), jnp.mean(jnp.exp(pred.member_log_probs), 0), rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        pred.total_entropy, pred.expected_entropy + pred.mutual_information, rtol=1e-5, atol=1e-6
+    )
+    assert float(jnp.min(pred.mutual_information)) >= 0.0
+    assert float(jnp.mean(pred.mutual_information)) > 0.0
+
+
+def test_entropy_decomposition_against_hand_computation():
+    p = np.array([[[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], [[0.1, 0.2, 0.7], [1.0, 0.0, 0.0]]])
+    with np.errstate(divide="ignore"):
+        out = entropy_decomposition(jnp.asarray(np.log(p)))
+
+    def h(q):
+        q = q[q > 0]
+        return -np.sum(q * np.log(q))
+
+    mean = p.mean(0)
+    np.testing.assert_allclose(out.total_entropy, [h(mean[0]), 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        out.expected_entropy, [(h(p[0, 0]) + h(p[1, 0])) / 2, 0.0], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        out.mutual_information, [h(mean[0]) - h(p[0, 0]), 0.0], atol=1e-6
+    )  # both members have the same entropy here
+    # identical members: no epistemic uncertainty
+    same = entropy_decomposition(jnp.log(jnp.asarray(np.stack([p[0], p[0]]) + 1e-12)))
+    np.testing.assert_allclose(same.mutual_information, 0.0, atol=1e-6)
+    # multilabel: per-class Bernoulli entropies
+    q = jnp.asarray([[[0.5, 0.9]], [[0.5, 0.1]]])
+    ml = entropy_decomposition(jnp.log(q), multilabel=True)
+    hb = lambda x: -(x * np.log(x) + (1 - x) * np.log(1 - x))  # noqa: E731
+    np.testing.assert_allclose(ml.total_entropy, [2 * hb(0.5)], rtol=1e-5)
+    np.testing.assert_allclose(ml.expected_entropy, [hb(0.5) + hb(0.9)], rtol=1e-5)
+
+
+def test_fit_ensemble_rejects_conflicting_kwargs():
+    d = make_synthetic_classification(40, 3, num_pairs=1, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="member_kwargs"):
+        fit_ensemble(
+            classifier_model,
+            None,
+            (d.x, d.y),
+            num_members=2,
+            num_epochs=1,
+            batch_size=20,
+            key=jax.random.key(0),
+            member_kwargs=lambda k: {"net": make_net(k)},
+            net=make_net(jax.random.key(0)),
+            progress=False,
+        )

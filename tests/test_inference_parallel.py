@@ -1,0 +1,61 @@
+"""Data-parallel `fit` over 4 forced CPU devices == the one-device fit (in a subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, jax, jax.numpy as jnp
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    from inference import fit
+    from models import MLP, Classifier, HeteroscedasticHead, classifier_model
+    from models.synthetic import make_synthetic_classification
+
+    assert len(jax.devices()) == 4, jax.devices()
+    d = make_synthetic_classification(256, 4, key=jax.random.key(0))
+    k1, k2 = jax.random.split(jax.random.key(1))
+    net = Classifier(MLP(4, 8, width=16, depth=1, key=k1),
+                     HeteroscedasticHead(8, 4, rank=2, num_train_samples=16, key=k2))
+    out = {}
+    for name, devices in (("single", None), ("parallel", jax.devices())):
+        r = fit(classifier_model, None, (d.x, d.y), num_epochs=3, batch_size=64,
+                key=jax.random.key(3), net=net, progress=False, devices=devices)
+        leaves = jax.tree.leaves(r.params)
+        out[name] = {"losses": r.losses.tolist(),
+                     "params": [jnp.ravel(x).tolist() for x in leaves],
+                     "sharding": str(leaves[0].sharding)}
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+def test_data_parallel_fit_matches_single_device():
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env.update(
+        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")]),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", SCRIPT],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    out = json.loads(line[len("RESULT") :])
+    single, parallel = out["single"], out["parallel"]
+    assert "'data': 4" in parallel["sharding"]  # parameters replicated over the 4-device mesh
+    import numpy as np
+
+    np.testing.assert_allclose(parallel["losses"], single["losses"], rtol=1e-5)
+    for a, b in zip(parallel["params"], single["params"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
