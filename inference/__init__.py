@@ -9,6 +9,7 @@
   `entropy_decomposition` (total = aleatoric + epistemic).
 - `temperature`: `temperature_sweep`, `relaxation_bias`, `gradient_variance`.
 - `arviz_export`: `to_arviz`, `summarize`, `plot_posterior`, `plot_losses`.
+- `cli`: the `hetprobit` command (digits study).
 - `sharding`: data-parallel placement used by `fit(..., devices=...)`; multi-host notes.
 """
 

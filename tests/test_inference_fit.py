@@ -228,3 +228,14 @@ def test_fit_rejects_mismatched_data(problem):
             net=net,
             progress=False,
         )
+
+
+def test_cli_fits_digits(tmp_path):
+    from inference.cli import main
+
+    out = tmp_path / "digits.json"
+    report = main(
+        ["--covariance", "homoscedastic", "--epochs", "3", "--no-progress", "--out", str(out)]
+    )
+    assert report["test"]["accuracy"] > 0.8  # 10 classes; measured 0.93 after 3 epochs
+    assert out.is_file()
