@@ -119,21 +119,20 @@ class _StreamConfig(NamedTuple):
 
     num_samples: int
     chunk_size: int
-    draw_shape: tuple[int, ...]  # (*batch or ones, K + R); samples go at axis `batch_ndim`
+    draw_shape: tuple[int, ...]  # (*batch or ones, num_draws); samples go at axis `batch_ndim`
     sampler: str
     batch_ndim: int
     out_tail: tuple[int, ...]  # () for the observed-label path, (K,) for all classes
-    num_classes: int
-    rank: int
+    num_draws: int
 
 
 def _per_draw_log_values(cfg, per_draw, params, aux, key, chunk):
     """Per-draw log values f(u^(s)/tau) for one chunk, `(*batch, C, *out_tail)`."""
     mu, noise, tau = params
-    C, K, a = cfg.chunk_size, cfg.num_classes, cfg.batch_ndim
+    C, a = cfg.chunk_size, cfg.batch_ndim
     idx = chunk * C + jnp.arange(C)
     z = standard_normal_draws(key, idx, cfg.draw_shape, sampler=cfg.sampler, dtype=mu.dtype, axis=a)
-    u = mu[..., None, :] + noise.transform(z[..., :K], z[..., K:] if cfg.rank else None)
+    u = mu[..., None, :] + noise.transform_draws(z)
     return per_draw(u / tau, aux)
 
 
@@ -218,18 +217,17 @@ def _estimate(
     aux=None,
 ):
     """Streamed tempered estimate log (1/S) Σ_s exp per_draw(u^(s)/tau, aux)."""
-    K, R = noise.num_classes, noise.rank
+    K = noise.num_classes
     batch_size = int(np.prod(batch, dtype=np.int64))
     chunk = min(chunk_size or default_chunk_size(num_samples, batch_size, K), num_samples)
     cfg = _StreamConfig(
         num_samples=num_samples,
         chunk_size=chunk,
-        draw_shape=((1,) * len(batch) if share_draws else batch) + (K + R,),
+        draw_shape=((1,) * len(batch) if share_draws else batch) + (noise.num_draws,),
         sampler=sampler,
         batch_ndim=len(batch),
         out_tail=tuple(out_tail),
-        num_classes=K,
-        rank=R,
+        num_draws=noise.num_draws,
     )
     mu_full = jnp.broadcast_to(mu, (*batch, K))
     tau = jnp.asarray(tau, mu.dtype)

@@ -123,6 +123,16 @@ class NoiseStructure(eqx.Module):
     def batch_shape(self) -> tuple[int, ...]:
         return ()
 
+    @property
+    def num_draws(self) -> int:
+        """Standard normals one noise vector needs (K + R here; D + R for HET-XL)."""
+        return self.num_classes + self.rank
+
+    def transform_draws(self, z: Float[Array, "*b S N"]) -> Float[Array, "*b S K"]:
+        """eps from one block of `num_draws` standard normals per draw (split as z_K, z_R)."""
+        K = self.num_classes
+        return self.transform(z[..., :K], z[..., K:] if self.rank else None)
+
     def transform(
         self, z_K: Float[Array, "*b S K"], z_R: Float[Array, "*b S R"] | None
     ) -> Float[Array, "*b S K"]:
@@ -150,11 +160,8 @@ class NoiseStructure(eqx.Module):
     def sample(self, key: PRNGKeyArray, num_samples: int) -> Float[Array, "S ... K"]:
         """Draw `num_samples` noise vectors: shape `(S,) + batch_shape + (K,)`."""
         check_positive_int("num_samples", num_samples)
-        key_K, key_R = jax.random.split(key)
-        shape = (*self.batch_shape, num_samples)
-        z_K = jax.random.normal(key_K, (*shape, self.num_classes))
-        z_R = jax.random.normal(key_R, (*shape, self.rank)) if self.rank else None
-        return jnp.moveaxis(self.transform(z_K, z_R), -2, 0)
+        z = jax.random.normal(key, (*self.batch_shape, num_samples, self.num_draws))
+        return jnp.moveaxis(self.transform_draws(z), -2, 0)
 
 
 class Homoscedastic(NoiseStructure):

@@ -13,11 +13,9 @@ K-way projection W is the mean layer's own weight.
 
 Implementation choice (exact, no approximation): `HetXLNoise` is a `NoiseStructure` whose
 `transform` builds eps_D with the core's `LowRankNoise` over D "classes" (so it follows the
-core's conventions for batch and sample axes) and maps it through W. The core likelihoods
-draw K + `rank` standard normals per sample and hand them over as (z_K, z_R); HET-XL needs
-D + R of them, so `rank` here is the number of *extra* draws, max(D + R - K, 0), and the
-two blocks are concatenated and re-split as (z_D, z_R). (When D + R < K the trailing K - D - R
-draws are unused.) Everything else — chunked streaming, custom VJP, samplers — is the core's.
+core's conventions for batch and sample axes) and maps it through W. It needs D + R standard
+normals per draw (`num_draws`), which the core likelihoods hand to `transform_draws`;
+everything else — chunked streaming, custom VJP, samplers — is the core's.
 """
 
 from __future__ import annotations
@@ -64,17 +62,23 @@ class HetXLNoise(NoiseStructure):
 
     @property
     def rank(self) -> int:
-        # number of standard normals needed beyond the K the core always draws
-        return max(self.representation_dim + self.representation_rank - self.num_classes, 0)
+        return self.representation_rank
+
+    @property
+    def num_draws(self) -> int:
+        return self.representation_dim + self.representation_rank
+
+    def transform_draws(self, z):
+        D = self.representation_dim
+        return self.transform(z[..., :D], z[..., D:])
 
     @property
     def batch_shape(self):
         return self.inner.batch_shape
 
-    def transform(self, z_K, z_R=None):
-        z = z_K if z_R is None else jnp.concatenate([z_K, z_R], axis=-1)
-        D, R = self.representation_dim, self.representation_rank
-        eps_D = self.inner.transform(z[..., :D], z[..., D : D + R])
+    def transform(self, z_D, z_R):
+        """eps = W (d_D ⊙ z_D + V_D z_R) for draws z_D `(*b, S, D)`, z_R `(*b, S, R)`."""
+        eps_D = self.inner.transform(z_D, z_R)
         return jnp.einsum("...d,kd->...k", eps_D, self.projection)
 
     def representation_covariance(self) -> Float[Array, "... D D"]:
