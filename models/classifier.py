@@ -31,6 +31,8 @@ fresh key per SVI step under the `seed` handler SVI applies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -40,6 +42,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.contrib.module import eqx_module, random_eqx_module
 from numpyro.primitives import _PYRO_STACK
 
+import hetprobit as hp
 from hetprobit._checks import check_positive, check_positive_int
 
 from .head import HeteroscedasticHead
@@ -91,6 +94,8 @@ def classifier_model(
     prior_scale: float | None = None,
     inference: bool = False,
     name: str = "net",
+    loss: str | Callable | None = None,
+    loss_kwargs: dict | None = None,
 ):
     """NumPyro model of the heteroscedastic classifier (see module docstring).
 
@@ -104,6 +109,11 @@ def classifier_model(
             priors on the head's mean weights and bias (Bayesian last layer).
         inference: use the head's `num_eval_samples` for the likelihood.
         name: prefix of the parameter / sample sites.
+        loss: for a homoscedastic multiclass head only: replace the categorical likelihood of
+            observed labels by a calibration loss on the logits, as the factor
+            -(N/B) Σ_i loss(logits_i, y_i). A name from `hetprobit.CALIBRATION_LOSSES`
+            ("ce", "ls", "focal", "flsd53", "mbls") or a callable `loss(logits, labels)`
+            returning per-example losses; `loss_kwargs` are passed on (e.g. margin, lam).
 
     Returns:
         The observed or sampled labels.
@@ -130,7 +140,27 @@ def classifier_model(
     key = mc_key
     if key is None and net.head.is_stochastic and _PYRO_STACK:
         key = numpyro.prng_key()  # None when no seed handler is active (log_prob then raises)
-    label_dist = net.head.distribution(r, key=key, inference=inference)
     scale = 1.0 if num_data is None else num_data / B
+    if loss is not None and y is not None:
+        loss_fn = _calibration_loss(loss, net.head)
+        logits = net.head.log_probs(r, key=None, inference=inference)
+        per_example = loss_fn(logits, y, **(loss_kwargs or {}))
+        numpyro.factor("y_loss", -scale * jnp.sum(per_example))
+        return y
+    label_dist = net.head.distribution(r, key=key, inference=inference)
     with numpyro.handlers.scale(scale=scale), numpyro.plate("data", B):
         return numpyro.sample("y", label_dist, obs=y)
+
+
+def _calibration_loss(loss, head) -> Callable:
+    """Resolve `loss` (a name or a callable) for a homoscedastic multiclass head."""
+    if head.is_stochastic or head.multilabel:
+        raise ValueError(
+            "`loss` replaces the likelihood of a homoscedastic multiclass head only; got "
+            f"covariance={head.covariance_type!r}, multilabel={head.multilabel}"
+        )
+    if callable(loss):
+        return loss
+    if loss not in hp.CALIBRATION_LOSSES:
+        raise ValueError(f"`loss` must be one of {sorted(hp.CALIBRATION_LOSSES)}, got {loss!r}")
+    return hp.CALIBRATION_LOSSES[loss]
