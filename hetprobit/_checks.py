@@ -24,6 +24,7 @@ __all__ = [
     "check_num_classes",
     "check_rank",
     "check_positive_int",
+    "check_scores_and_labels",
 ]
 
 
@@ -147,3 +148,20 @@ def check_indicator_labels(name: str, labels):
             bad = host[~((host == 0) | (host == 1))].ravel()[0]
             raise ValueError(f"`{name}` must contain only 0/1 indicators, found {bad!r}")
     return arr.astype(jnp.result_type(float))
+
+
+def check_scores_and_labels(name: str, scores, labels):
+    """Finite `(..., K)` scores (logits or probabilities, K >= 2) and integer labels of shape
+    `scores.shape[:-1]` in [0, K). Returns `(scores, labels)` as arrays."""
+    scores = check_array(name, scores, min_ndim=1)
+    check_finite(name, scores)
+    K = scores.shape[-1]
+    if K < 2:
+        raise ValueError(f"`{name}` must have K >= 2 classes on its last axis, got {scores.shape}")
+    labels_arr = jnp.asarray(labels)
+    if labels_arr.shape != scores.shape[:-1]:
+        raise ValueError(
+            f"`labels` must have shape {scores.shape[:-1]} to match `{name}` of shape "
+            f"{scores.shape}, got {labels_arr.shape}"
+        )
+    return scores, check_labels("labels", labels_arr, K)

@@ -32,7 +32,7 @@ import optax
 import optax.tree_utils as otu
 from jaxtyping import Array, Float, Int
 
-from ._checks import check_array, check_finite, check_labels, check_positive, is_concrete
+from ._checks import check_array, check_finite, check_positive, check_scores_and_labels, is_concrete
 
 __all__ = [
     "cross_entropy",
@@ -48,18 +48,7 @@ __all__ = [
 
 
 def _validate(logits, labels):
-    logits = check_array("logits", logits, min_ndim=1)
-    check_finite("logits", logits)
-    K = logits.shape[-1]
-    if K < 2:
-        raise ValueError(f"`logits` must have K >= 2 classes on its last axis, got {logits.shape}")
-    labels_arr = jnp.asarray(labels)
-    if labels_arr.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"`labels` must have shape {logits.shape[:-1]} to match `logits` of shape "
-            f"{logits.shape}, got {labels_arr.shape}"
-        )
-    return logits, check_labels("labels", labels_arr, K)
+    return check_scores_and_labels("logits", logits, labels)
 
 
 def _check_unit(name: str, value, *, closed_right: bool = True):

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._checks import check_array, check_finite, check_labels, is_concrete
+from ._checks import check_array, check_finite, check_scores_and_labels, is_concrete
 
 __all__ = ["MutualInformationEstimate", "mutual_information_estimate"]
 
@@ -86,18 +86,8 @@ def mutual_information_estimate(
     Returns:
         `MutualInformationEstimate(mi, pointwise, entropy_y)`.
     """
-    logits = check_array("logits", logits, min_ndim=1)
-    check_finite("logits", logits)
+    logits, labels = check_scores_and_labels("logits", logits, labels)
     K = logits.shape[-1]
-    if K < 2:
-        raise ValueError(f"`logits` must have K >= 2 classes on its last axis, got {logits.shape}")
-    labels = jnp.asarray(labels)
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"`labels` must have shape {logits.shape[:-1]} to match `logits` of shape "
-            f"{logits.shape}, got {labels.shape}"
-        )
-    labels = check_labels("labels", labels, K)
     priors = _priors(class_priors, labels, K, logits.dtype)
     log_priors = jnp.log(jnp.where(priors > 0, priors, 1.0))
     entropy_y = -jnp.sum(jnp.where(priors > 0, priors * log_priors, 0.0))

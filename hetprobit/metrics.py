@@ -39,8 +39,8 @@ from ._checks import (
     check_array,
     check_finite,
     check_indicator_labels,
-    check_labels,
     check_positive_int,
+    check_scores_and_labels,
     is_concrete,
 )
 
@@ -85,20 +85,10 @@ def _check_unit_interval(name: str, probs):
 
 def _multiclass(probs, labels, *, name: str = "probs", unit: bool = True):
     """Validate `(..., K)` scores and `(...)` integer labels."""
-    probs = check_array(name, probs, min_ndim=1)
-    check_finite(name, probs)
-    K = probs.shape[-1]
-    if K < 2:
-        raise ValueError(f"`{name}` must have K >= 2 classes on its last axis, got {probs.shape}")
+    probs, labels = check_scores_and_labels(name, probs, labels)
     if unit:
         _check_unit_interval(name, probs)
-    labels_arr = jnp.asarray(labels)
-    if labels_arr.shape != probs.shape[:-1]:
-        raise ValueError(
-            f"`labels` must have shape {probs.shape[:-1]} to match `{name}` of shape "
-            f"{probs.shape}, got {labels_arr.shape}"
-        )
-    return probs, check_labels("labels", labels_arr, K)
+    return probs, labels
 
 
 def _flat(probs, labels):
