@@ -11,10 +11,12 @@ and the average over samples is a log-mean-exp, so nothing underflows for |mu| u
 tau down to 1e-3 in float32, and no probability is ever clipped.
 
 Memory does not grow as batch x samples x classes: samples are processed in chunks of
-`chunk_size` under `lax.scan` with an online (streaming) log-sum-exp, and the chunk body is
-rematerialised (`jax.checkpoint`) in the backward pass, so peak memory is O(B C K) for the
-chunk plus O(B) (observed-label path) or O(B K) (full predictive) for the running sums,
-whatever S. The observed-label path never forms the averaged K-vector.
+`chunk_size` under `lax.scan` with an online (streaming) log-sum-exp. The gradient is a
+custom VJP that streams the same draws a second time with the exact weights
+exp(f_s - L)/S, so no per-chunk residual is kept: peak memory is O(B C K) for the chunk plus
+O(B) (observed-label path) or O(B K) (full predictive) for the running sums, whatever S.
+The observed-label path never forms the averaged K-vector. Gradients flow to mu, to the
+noise structure's arrays and to tau (so a learned temperature works).
 
 Draws come from an explicit key (`hetprobit.sampling`); same key, same answer, and
 the answer does not depend on `chunk_size`. `sampler="antithetic"` or `"qmc"` reduce the
