@@ -13,6 +13,13 @@ Planted pair r = (i, j, s_r) uses the disjoint classes (2r, 2r + 1): s_r = -1 ma
 *substitutes* (negative noise covariance: labels swap between i and j), s_r = +1 makes them
 *co-occur* (positive covariance). Signs alternate starting with -1 unless `pair_signs` is
 given. The truth (mu, d, V at every x) is returned with the data.
+
+Note on signs: these names follow the issue's wording. Seed 002's Table 4 reads the signs the
+other way round in the multiclass case, where confusable classes (similar dog breeds) get
+*positive* covariance and complementary ones (tennis ball / racket) negative. In the argmax
+model a positive covariance between i and j makes u_i - u_j less noisy, so the pair is
+confused *less* often relative to the other classes. Read the pair's sign from `sign`, not
+from its name.
 """
 
 from __future__ import annotations
