@@ -64,6 +64,7 @@ class _HeteroscedasticBase(Distribution):
         check_positive("tau", tau)
         check_positive_int("num_samples", num_samples)
         batch_shape = jnp.broadcast_shapes(mu.shape[:-1], noise.batch_shape)
+        mu = jnp.broadcast_to(mu, (*batch_shape, mu.shape[-1]))
         self.mu, self.noise, self.tau, self.mc_key = mu, noise, tau, key
         self.num_samples, self.chunk_size = num_samples, chunk_size
         self.sampler, self.share_draws = sampler, share_draws
@@ -94,7 +95,7 @@ class _HeteroscedasticBase(Distribution):
     def _utilities(self, key, sample_shape):
         """Gaussian utilities u = mu + eps, shape `sample_shape + batch_shape + (K,)`."""
         n, K, nb = math.prod(sample_shape), self.num_classes, len(self.batch_shape)
-        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, K))[None]
+        mu = self.mu[None]
         if isinstance(self.noise, Homoscedastic):
             u = jnp.broadcast_to(mu, (n, *self.batch_shape, K))
         else:
@@ -102,6 +103,20 @@ class _HeteroscedasticBase(Distribution):
             eps = eps.reshape(n, *(1,) * (nb - len(self.noise.batch_shape)), *eps.shape[1:])
             u = mu + eps
         return u.reshape(*sample_shape, *self.batch_shape, K)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        kwargs = self._mc_kwargs()
+        return self._log_prob_batched(
+            value,
+            lambda y: self._log_likelihood(self.mu, self.noise, y, **kwargs),
+            len(self.event_shape),
+        )
+
+    def log_probs(self):
+        """Tempered log-probabilities of every class (multilabel: of y_c = 1), `(*batch, K)`."""
+        return self._all_log_probs(self.mu, self.noise, **self._mc_kwargs())
 
     def _log_prob_batched(self, value, fn, event_ndim):
         """Apply fn(value) for values with extra leading sample dims (same draws for each)."""
@@ -128,26 +143,15 @@ class HeteroscedasticChoice(_HeteroscedasticBase):
         sampler, chunk_size, share_draws: see `tempered_softmax_log_probs`.
     """
 
+    _log_likelihood = staticmethod(tempered_softmax_log_likelihood)
+    _all_log_probs = staticmethod(tempered_softmax_log_probs)
+
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self.num_classes - 1)
 
     def sample(self, key, sample_shape=()):
         return jnp.argmax(self._utilities(key, sample_shape), axis=-1)
-
-    def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
-        kwargs = self._mc_kwargs()
-        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
-        return self._log_prob_batched(
-            value, lambda y: tempered_softmax_log_likelihood(mu, self.noise, y, **kwargs), 0
-        )
-
-    def log_probs(self):
-        """Tempered predictive log-probabilities of every class, `(*batch, K)`."""
-        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
-        return tempered_softmax_log_probs(mu, self.noise, **self._mc_kwargs())
 
     def enumerate_support(self, expand=True):
         values = jnp.arange(self.num_classes).reshape((-1,) + (1,) * len(self.batch_shape))
@@ -165,23 +169,12 @@ class HeteroscedasticIndicators(_HeteroscedasticBase):
         mu = check_array("mu", mu, min_ndim=1)
         super().__init__(mu, noise, event_shape=(mu.shape[-1],), **kwargs)
 
+    _log_likelihood = staticmethod(tempered_sigmoid_log_likelihood)
+    _all_log_probs = staticmethod(tempered_sigmoid_log_probs)
+
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self):
         return constraints.independent(constraints.boolean, 1)
 
     def sample(self, key, sample_shape=()):
         return (self._utilities(key, sample_shape) > 0).astype(jnp.int32)
-
-    def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
-        kwargs = self._mc_kwargs()
-        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
-        return self._log_prob_batched(
-            value, lambda y: tempered_sigmoid_log_likelihood(mu, self.noise, y, **kwargs), 1
-        )
-
-    def log_probs(self):
-        """Tempered marginal log P(y_c = 1), `(*batch, K)`."""
-        mu = jnp.broadcast_to(self.mu, (*self.batch_shape, self.num_classes))
-        return tempered_sigmoid_log_probs(mu, self.noise, **self._mc_kwargs())
