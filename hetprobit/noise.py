@@ -189,7 +189,21 @@ class Homoscedastic(NoiseStructure):
         return jnp.zeros_like(x)
 
 
-class DiagonalNoise(NoiseStructure):
+class _ScaledNoise(NoiseStructure):
+    """Structures with a per-class scale d `(..., K)`: K and the batch shape come from it."""
+
+    scale: eqx.AbstractVar[Float[Array, "... K"]]
+
+    @property
+    def num_classes(self):
+        return self.scale.shape[-1]
+
+    @property
+    def batch_shape(self):
+        return self.scale.shape[:-1]
+
+
+class DiagonalNoise(_ScaledNoise):
     """Independent per-class noise, Sigma = diag(d^2) (Kendall & Gal 2017; Collier et al. 2020).
 
     Args:
@@ -206,14 +220,6 @@ class DiagonalNoise(NoiseStructure):
         _check_scale("scale", scale)
         self.scale = scale
 
-    @property
-    def num_classes(self):
-        return self.scale.shape[-1]
-
-    @property
-    def batch_shape(self):
-        return self.scale.shape[:-1]
-
     def transform(self, z_K, z_R=None):
         return per_draw(self.scale, z_K.ndim) * z_K
 
@@ -227,7 +233,7 @@ class DiagonalNoise(NoiseStructure):
         return self.scale**2 * x
 
 
-class LowRankNoise(NoiseStructure):
+class LowRankNoise(_ScaledNoise):
     """Low-rank plus diagonal ("full", HET): Sigma = diag(d^2) + V V^T, V of shape K x R.
 
     Args:
@@ -255,16 +261,8 @@ class LowRankNoise(NoiseStructure):
         self.scale, self.factor = scale, factor
 
     @property
-    def num_classes(self):
-        return self.scale.shape[-1]
-
-    @property
     def rank(self):
         return self.factor.shape[-1]
-
-    @property
-    def batch_shape(self):
-        return self.scale.shape[:-1]
 
     def transform(self, z_K, z_R):
         n = z_K.ndim
@@ -282,7 +280,7 @@ class LowRankNoise(NoiseStructure):
         return self.scale**2 * x + jnp.einsum("...kr,...r->...k", self.factor, Vt_x)
 
 
-class ParameterEfficientNoise(NoiseStructure):
+class ParameterEfficientNoise(_ScaledNoise):
     """Parameter-efficient low rank (seed 002 §2): V(x) = v(x) 1_R^T ⊙ W, W shared.
 
     Sigma(x) = diag(d^2) + diag(v) W W^T diag(v). Parameters O(DK + KR) instead of O(DKR).
@@ -313,16 +311,8 @@ class ParameterEfficientNoise(NoiseStructure):
         self.scale, self.v, self.factor = scale, v, factor
 
     @property
-    def num_classes(self):
-        return self.scale.shape[-1]
-
-    @property
     def rank(self):
         return self.factor.shape[-1]
-
-    @property
-    def batch_shape(self):
-        return self.scale.shape[:-1]
 
     def transform(self, z_K, z_R):
         # W z_R once per draw: (*b, S, K); with shared draws *b is all ones, so this costs
