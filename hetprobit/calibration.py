@@ -32,7 +32,7 @@ import optax
 import optax.tree_utils as otu
 from jaxtyping import Array, Float, Int
 
-from ._checks import check_array, check_finite, check_positive, check_scores_and_labels, is_concrete
+from .validation import check_array, check_finite, check_positive, check_scores_and_labels, is_concrete
 
 __all__ = [
     "cross_entropy",

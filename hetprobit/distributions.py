@@ -23,7 +23,7 @@ import numpyro
 from numpyro.distributions import Distribution, constraints
 from numpyro.primitives import _PYRO_STACK
 
-from ._checks import check_array, check_finite, check_positive, check_positive_int
+from .validation import check_array, check_finite, check_positive, check_positive_int
 from .likelihood import (
     tempered_sigmoid_log_likelihood,
     tempered_sigmoid_log_probs,

@@ -36,7 +36,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr, logsumexp, ndtr
 from jaxtyping import Array, Float
 
-from ._checks import check_array, check_finite, check_positive_int, is_concrete
+from .validation import check_array, check_finite, check_positive_int, is_concrete
 from ._mvn import H_MAX, bvn_cdf, sov_log_cdf, tvn_cdf
 
 __all__ = [

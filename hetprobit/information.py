@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._checks import check_array, check_finite, check_scores_and_labels, is_concrete
+from .validation import check_array, check_finite, check_scores_and_labels, is_concrete
 
 __all__ = ["MutualInformationEstimate", "mutual_information_estimate"]
 

@@ -36,7 +36,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ._checks import (
+from .validation import (
     check_array,
     check_finite,
     check_indicator_labels,

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._checks import (
+from .validation import (
     check_array,
     check_finite,
     check_indicator_labels,

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._checks import check_finite, check_positive_int, is_concrete
+from .validation import check_finite, check_positive_int, is_concrete
 
 __all__ = [
     "NoiseStructure",

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._checks import check_array, check_finite, check_positive
+from .validation import check_array, check_finite, check_positive
 from .noise import NoiseStructure
 
 __all__ = ["taylor_softmax_probs", "taylor_softmax_log_probs", "taylor_sigmoid_probs"]

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from hetprobit._checks import check_positive_int
+from hetprobit.validation import check_positive_int
 
 from .svi import FitResult, as_typed_key
 

@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from hetprobit._checks import check_positive_int
+from hetprobit.validation import check_positive_int
 
 from .optim import default_optimizer
 from .predictive import log_probs_fn

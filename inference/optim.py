@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import optax
 
-from hetprobit._checks import check_positive, check_positive_int
+from hetprobit.validation import check_positive, check_positive_int
 
 __all__ = ["default_optimizer"]
 

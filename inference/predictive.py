@@ -32,7 +32,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro import handlers
 
 from hetprobit import classification_summary, multilabel_summary
-from hetprobit._checks import check_positive_int
+from hetprobit.validation import check_positive_int
 
 from .svi import as_typed_key, check_data
 

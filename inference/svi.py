@@ -44,7 +44,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.svi import SVIState
 
-from hetprobit._checks import check_array, check_positive_int
+from hetprobit.validation import check_array, check_positive_int
 
 from .optim import default_optimizer
 from .sharding import DataParallel, data_parallel

@@ -27,7 +27,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from hetprobit import multilabel_nll, negative_log_likelihood, tempered_softmax_log_probs
-from hetprobit._checks import check_array, check_positive, check_positive_int
+from hetprobit.validation import check_array, check_positive, check_positive_int
 from hetprobit.exact import MAX_EXACT_CLASSES, exact_choice_probs
 from hetprobit.noise import NoiseStructure
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from hetprobit._checks import check_positive_int
+from hetprobit.validation import check_positive_int
 
 __all__ = ["MLP", "ResNet", "ResidualBlock"]
 

@@ -43,7 +43,7 @@ from numpyro.contrib.module import eqx_module, random_eqx_module
 from numpyro.primitives import _PYRO_STACK
 
 import hetprobit as hp
-from hetprobit._checks import check_positive, check_positive_int
+from hetprobit.validation import check_positive, check_positive_int
 
 from .head import HeteroscedasticHead
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from hetprobit._checks import check_array, check_positive_int
+from hetprobit.validation import check_array, check_positive_int
 
 from .head import HeteroscedasticHead
 

@@ -42,7 +42,7 @@ from hetprobit import (
     tempered_softmax_log_likelihood,
     tempered_softmax_log_probs,
 )
-from hetprobit._checks import (
+from hetprobit.validation import (
     check_num_classes,
     check_positive,
     check_positive_int,

@@ -40,7 +40,7 @@ from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from hetprobit import tempered_softmax_log_likelihood, tempered_softmax_log_probs
-from hetprobit._checks import check_array, check_labels, check_positive, check_positive_int
+from hetprobit.validation import check_array, check_labels, check_positive, check_positive_int
 from hetprobit.noise import LowRankNoise
 
 __all__ = [

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from hetprobit._checks import check_num_classes, check_positive, check_positive_int
+from hetprobit.validation import check_num_classes, check_positive, check_positive_int
 from hetprobit.noise import LowRankNoise
 
 __all__ = ["SyntheticClassification", "PlantedPair", "make_synthetic_classification"]

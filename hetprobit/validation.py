@@ -1,4 +1,4 @@
-"""Input validation shared by the whole package.
+"""Input validation shared by the whole package (public: `hetprobit.validation`).
 
 Every public function validates its inputs with these helpers so that bad input fails
 loudly, naming the argument and the offending value, instead of producing a NaN loss or a
