@@ -70,9 +70,13 @@ def top_k_hits_by_sorting(probs, labels, k):
     return (order == np.asarray(labels)[:, None]).any(axis=1)
 
 
-def _ref_bin(v, n_bins):
-    """Right-closed equal-width bins, 0 -> bin 0, by explicit comparison with the edges."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+def _ref_bin(v, n_bins, dtype=np.float64):
+    """Right-closed equal-width bins, 0 -> bin 0, by explicit comparison with the edges.
+
+    The edges b/B are rounded to `dtype`, the dtype of the probabilities (in float32 the
+    edge 1/3 is 0.33333334, so a float32 probability 1/3 lies on it, in the lower bin).
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1).astype(dtype)
     for b in range(n_bins):
         if (v > edges[b] or b == 0) and v <= edges[b + 1]:
             return b
@@ -98,7 +102,8 @@ def _top_label(probs, labels):
 def ref_ece(probs, labels, n_bins=15):
     """Top-label ECE, equal-width bins (Guo et al. 2017), by loops."""
     conf, hit = _top_label(probs, labels)
-    return _ref_ece_from(conf, hit, [_ref_bin(c, n_bins) for c in conf], n_bins)
+    dtype = np.asarray(probs).dtype
+    return _ref_ece_from(conf, hit, [_ref_bin(c, n_bins, dtype) for c in conf], n_bins)
 
 
 def ref_adaptive_ece(probs, labels, n_bins=15):
@@ -111,11 +116,12 @@ def ref_adaptive_ece(probs, labels, n_bins=15):
 
 def ref_classwise_ece(probs, labels, n_bins=15):
     """Classwise ECE (Kull et al. 2019), by loops over classes and bins."""
+    dtype = np.asarray(probs).dtype
     probs = np.asarray(probs, np.float64)
     K = probs.shape[1]
     total = 0.0
     for k in range(K):
         conf = probs[:, k]
         hit = (labels == k).astype(float)
-        total += _ref_ece_from(conf, hit, [_ref_bin(c, n_bins) for c in conf], n_bins)
+        total += _ref_ece_from(conf, hit, [_ref_bin(c, n_bins, dtype) for c in conf], n_bins)
     return total / K

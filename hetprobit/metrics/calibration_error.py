@@ -9,7 +9,8 @@ index, as `accuracy`):
     classwise ECE = 1/K Σ_k Σ_b (n_bk/N) |freq_bk - conf_bk|,  p_ik binned per class k
 
 Equal-width bins (ECE, classwise ECE, reliability diagram) are right-closed,
-(e_{b-1}, e_b] with e_b = b/B, and a value of exactly 0 goes to the first bin.
+(e_{b-1}, e_b] with e_b = b/B rounded to the dtype of `probs`, and a value of exactly 0
+goes to the first bin. Tied values always share a bin.
 
 Equal-mass bins (adaptive ECE). A confidence c_i has the *minimum rank*
 m_i = #{j : c_j < c_i} (the number of strictly smaller confidences) and goes to bin
