@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, log_loss
 
 import hetprobit as hp
 from hetprobit import metrics as M
-from tests.reference import ref_ece, softmax_case, tied_probs
+from tests.reference import ref_ece, softmax_case, tied_probs, top_k_hits_by_sorting
 
 PUBLIC = [
     "ReliabilityDiagram", "accuracy", "adaptive_calibration_error", "brier_score",
@@ -97,3 +97,26 @@ def test_bad_inputs_raise_naming_the_argument():
         M.classification_summary(probs, labels, top_k=0)
     with pytest.raises(ValueError, match="log_probs.*shape"):
         M.multilabel_summary(probs, (probs > 0.3).astype(int), log_probs=log_probs[:, :2])
+
+
+@settings(max_examples=12, deadline=None, database=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    K=st.sampled_from([3, 2000]),
+    scale=st.sampled_from([1e-3, 1.0, 1e2, 1e4]),
+)
+def test_summary_is_finite_and_follows_the_tie_rule_for_extreme_logits(seed, K, scale):
+    # |logits| up to 1e4: softmax saturates to exact 0/1 ties; every metric stays finite,
+    # in range, and the hits follow the tie rule (reference: NumPy stable argsort).
+    rng = np.random.default_rng(seed)
+    logits = (scale * rng.normal(size=(8, K))).astype(np.float32)
+    labels = rng.integers(0, K, size=8)
+    probs, log_probs = jax.nn.softmax(logits), jax.nn.log_softmax(logits)
+    s = M.classification_summary(probs, labels, log_probs=log_probs)
+    for key, value in s.items():
+        assert np.isfinite(float(value)), key
+    for key in ("accuracy", "top5_accuracy", "ece", "adaptive_ece", "classwise_ece"):
+        assert 0.0 <= float(s[key]) <= 1.0, key
+    for k, key in ((1, "accuracy"), (5, "top5_accuracy")):
+        ref = top_k_hits_by_sorting(np.asarray(probs), labels, k).mean()
+        np.testing.assert_allclose(s[key], ref, atol=1e-7)
