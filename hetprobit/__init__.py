@@ -6,9 +6,9 @@ likelihoods, exact probit probabilities, the Taylor approximation, metrics and l
 
 from .calibration import (
     CALIBRATION_LOSSES as CALIBRATION_LOSSES,
-    apply_temperature as apply_temperature,
+    apply_temperature_scaling as apply_temperature_scaling,
     cross_entropy as cross_entropy,
-    fit_temperature as fit_temperature,
+    fit_temperature_scaling as fit_temperature_scaling,
     flsd53_loss as flsd53_loss,
     focal_loss as focal_loss,
     label_smoothing_loss as label_smoothing_loss,
@@ -76,7 +76,7 @@ __version__ = "0.1.0"
 __all__ = [
     "accuracy",
     "adaptive_calibration_error",
-    "apply_temperature",
+    "apply_temperature_scaling",
     "bivariate_normal_cdf",
     "brier_score",
     "CALIBRATION_LOSSES",
@@ -90,7 +90,7 @@ __all__ = [
     "exact_indicator_log_probs",
     "exact_indicator_probs",
     "expected_calibration_error",
-    "fit_temperature",
+    "fit_temperature_scaling",
     "flsd53_loss",
     "focal_loss",
     "global_average_precision",

@@ -1,4 +1,4 @@
-r"""Calibration losses on logits and post-hoc temperature scaling.
+r"""Calibration losses on logits and post-hoc temperature scaling (Guo et al. 2017).
 
 Every loss has the signature `loss(logits, labels, **hyper)` with logits `(..., K)` and
 integer labels `(...)`, and returns the per-example loss `(...)`; the caller reduces.
@@ -8,7 +8,7 @@ With p = softmax(l) (always computed as log p = log_softmax(l)) and y the label:
     label_smoothing    -Σ_k q_k log p_k,  q = (1 - alpha) e_y + alpha / K
     focal (gamma)      -(1 - p_y)^gamma log p_y                      (Lin et al. 2017)
     FLSD-53            focal with gamma = 5 if p_y < 0.2 else 3      (Mukhoti et al. 2020)
-    MbLS (seed 003)    -log p_y + lambda * 1/K Σ_j max(0, max_k l_k - l_j - m)
+    MbLS               -log p_y + lambda * 1/K Σ_j max(0, max_k l_k - l_j - m)
                                                                     (Liu et al. 2022)
 
 MbLS defaults m = 10, lambda = 0.1 are the paper's. The penalty is the mean over the K
@@ -18,7 +18,20 @@ factor is computed as logsumexp_{k≠y} l_k - logsumexp_k l_k, never as log(1 - 
 it stays finite (and differentiable) even when p_y rounds to 1.
 
 Temperature scaling (Guo et al. 2017): T* = argmin_T 1/N Σ_i -log softmax(l_i / T)_{y_i},
-found with optax L-BFGS over log T (bounded to [t_min, t_max]).
+found with optax L-BFGS over log T (bounded to [t_min, t_max]); `fit_temperature_scaling`
+fits T on validation logits and `apply_temperature_scaling` divides test logits by it. (This
+post-hoc T is unrelated to the relaxation temperature tau of the tempered likelihoods.)
+
+References:
+    Lin, Goyal, Girshick, He & Dollár (2017), "Focal loss for dense object detection",
+        arXiv:1708.02002.
+    Guo, Pleiss, Sun & Weinberger (2017), "On calibration of modern neural networks",
+        arXiv:1706.04599.
+    Müller, Kornblith & Hinton (2019), "When does label smoothing help?", arXiv:1906.02629.
+    Mukhoti, Kulharia, Sanyal, Golodetz, Torr & Dokania (2020), "Calibrating deep neural
+        networks using focal loss", arXiv:2002.09437.
+    Liu, Ben Ayed, Galdran & Dolz (2022), "The devil is in the margin: margin-based label
+        smoothing for network calibration", arXiv:2111.15430.
 """
 
 from __future__ import annotations
@@ -32,7 +45,13 @@ import optax
 import optax.tree_utils as otu
 from jaxtyping import Array, Float, Int
 
-from .validation import check_array, check_finite, check_positive, check_scores_and_labels, is_concrete
+from .validation import (
+    check_array,
+    check_finite,
+    check_positive,
+    check_scores_and_labels,
+    is_concrete,
+)
 
 __all__ = [
     "cross_entropy",
@@ -42,8 +61,8 @@ __all__ = [
     "mbls_loss",
     "mbls_penalty",
     "CALIBRATION_LOSSES",
-    "fit_temperature",
-    "apply_temperature",
+    "fit_temperature_scaling",
+    "apply_temperature_scaling",
 ]
 
 
@@ -71,7 +90,13 @@ def _take(x, labels):
 
 
 def cross_entropy(logits: Float[Array, "... K"], labels: Int[Array, "..."]) -> Float[Array, "..."]:
-    """Per-example cross-entropy -log softmax(l)_y, shape `(...)`."""
+    """Per-example cross-entropy -log softmax(l)_y, shape `(...)`.
+
+    Raises:
+        ValueError: `logits` non-finite or empty, K < 2, `labels` of another shape than
+            `logits[..., 0]` or outside [0, K).
+        TypeError: `labels` not integer.
+    """
     return _ce(*_validate(logits, labels))
 
 
@@ -83,7 +108,15 @@ def _ce(logits, labels):
 def label_smoothing_loss(
     logits: Float[Array, "... K"], labels: Int[Array, "..."], *, alpha: float = 0.1
 ) -> Float[Array, "..."]:
-    """-Σ_k q_k log p_k with q = (1 - alpha) one_hot(y) + alpha/K; alpha in [0, 1]."""
+    """Label smoothing -Σ_k q_k log p_k, q = (1 - alpha) one_hot(y) + alpha/K, shape `(...)`.
+
+    Szegedy et al. (2016), arXiv:1512.00567; Müller et al. (2019), arXiv:1906.02629.
+
+    Raises:
+        ValueError: `logits` non-finite or empty, K < 2, `labels` of another shape than
+            `logits[..., 0]` or outside [0, K); `alpha` outside [0, 1].
+        TypeError: `labels` not integer.
+    """
     _check_unit("alpha", alpha)
     return _ls(*_validate(logits, labels), alpha)
 
@@ -113,7 +146,14 @@ def focal_loss(
 ) -> Float[Array, "..."]:
     """Focal loss -(1 - p_y)^gamma log p_y, shape `(...)`; gamma >= 0 (scalar or `(...)`).
 
-    gamma = 0 is cross-entropy. The gradient flows through the modulating factor.
+    gamma = 0 is cross-entropy. The gradient flows through the modulating factor
+    (Lin et al. 2017, arXiv:1708.02002).
+
+    Raises:
+        ValueError: `logits` non-finite or empty, K < 2, `labels` of another shape than
+            `logits[..., 0]` or outside [0, K); `gamma` negative or
+            non-finite.
+        TypeError: `labels` not integer.
     """
     _check_nonnegative("gamma", gamma)
     logits, labels = _validate(logits, labels)
@@ -130,7 +170,15 @@ def flsd53_loss(
 ) -> Float[Array, "..."]:
     """Sample-dependent focal loss FLSD-53: gamma = gamma_low (5) if p_y < threshold (0.2)
     else gamma_high (3). The schedule is piecewise constant, so no gradient flows through
-    the choice of gamma (it is taken on stop_gradient(p_y))."""
+    the choice of gamma (it is taken on stop_gradient(p_y)). Mukhoti et al. (2020),
+    arXiv:2002.09437.
+
+    Raises:
+        ValueError: `logits` non-finite or empty, K < 2, `labels` of another shape than
+            `logits[..., 0]` or outside [0, K); `threshold` outside
+            [0, 1]; `gamma_low` or `gamma_high` negative.
+        TypeError: `labels` not integer.
+    """
     _check_unit("threshold", threshold)
     _check_nonnegative("gamma_low", gamma_low)
     _check_nonnegative("gamma_high", gamma_high)
@@ -148,7 +196,11 @@ def _flsd(logits, labels, threshold, gamma_low, gamma_high):
 def mbls_penalty(logits: Float[Array, "... K"], *, margin: float = 10.0) -> Float[Array, "..."]:
     """MbLS inequality penalty 1/K Σ_j max(0, max_k l_k - l_j - m), shape `(...)`.
 
-    Zero when every logit is within `margin` of the largest one.
+    Zero when every logit is within `margin` of the largest one (Liu et al. 2022,
+    arXiv:2111.15430).
+
+    Raises:
+        ValueError: `logits` non-finite or empty; `margin` negative or non-finite.
     """
     _check_nonnegative("margin", margin)
     logits = check_array("logits", logits, min_ndim=1)
@@ -169,9 +221,15 @@ def mbls_loss(
     margin: float = 10.0,
     lam: float = 0.1,
 ) -> Float[Array, "..."]:
-    """Margin-based label smoothing (seed 003): CE + lam * `mbls_penalty(logits, margin)`.
+    """Margin-based label smoothing (MbLS): CE + lam * `mbls_penalty(logits, margin)`.
 
-    Defaults m = 10, lambda = 0.1 (Liu et al. 2022); both are tunable.
+    Defaults m = 10, lambda = 0.1 (Liu et al. 2022, arXiv:2111.15430); both are tunable.
+
+    Raises:
+        ValueError: `logits` non-finite or empty, K < 2, `labels` of another shape than
+            `logits[..., 0]` or outside [0, K); `margin` or `lam`
+            negative.
+        TypeError: `labels` not integer.
     """
     _check_nonnegative("lam", lam)
     _check_nonnegative("margin", margin)
@@ -196,8 +254,16 @@ CALIBRATION_LOSSES: dict[str, Callable[..., Array]] = {
 # ---------------------------------------------------------------------- temperature scaling
 
 
-def apply_temperature(logits: Float[Array, "... K"], temperature) -> Float[Array, "... K"]:
-    """Scaled logits l / T (T > 0); softmax of the result is the calibrated predictive."""
+def apply_temperature_scaling(logits: Float[Array, "... K"], temperature) -> Float[Array, "... K"]:
+    """Temperature-scaled logits l / T, shape `(..., K)` (Guo et al. 2017, arXiv:1706.04599).
+
+    softmax of the result is the calibrated predictive; T comes from
+    `fit_temperature_scaling` on validation data.
+
+    Raises:
+        ValueError: `temperature` not a finite scalar > 0; `logits` empty.
+        TypeError: `temperature` not a real number.
+    """
     check_positive("temperature", temperature)
     logits = check_array("logits", logits, min_ndim=1)
     return logits / temperature
@@ -233,7 +299,7 @@ def _fit_log_t(logits, labels, init, lo, hi, max_iter, tol):
 _fit_log_t_jit = jax.jit(_fit_log_t, static_argnames=("max_iter",))
 
 
-def fit_temperature(
+def fit_temperature_scaling(
     logits: Float[Array, "N K"],
     labels: Int[Array, " N"],
     *,
@@ -255,8 +321,15 @@ def fit_temperature(
     Args:
         logits: validation logits `(..., K)` (leading axes pooled).
         labels: integer labels `(...)`.
+        init: starting temperature, > 0.
+        t_min, t_max: bounds of T, 0 < t_min < t_max.
+        max_iter: maximum L-BFGS iterations, >= 1.
+        tol: stopping tolerance on |d NLL / d log T|, > 0.
     Returns:
-        scalar T; use `apply_temperature(logits, T)` at test time.
+        scalar T; use `apply_temperature_scaling(logits, T)` at test time.
+    Raises:
+        ValueError: `init`, `t_min`, `t_max` or `tol` not > 0; `t_min >= t_max`;
+            `max_iter` < 1; the `logits` / `labels` errors of `cross_entropy`.
     """
     for name, v in (("init", init), ("t_min", t_min), ("t_max", t_max), ("tol", tol)):
         check_positive(name, v)

@@ -1,4 +1,4 @@
-r"""Softmax cross-entropy as a mutual-information estimator (seed 001).
+r"""Softmax cross-entropy as a mutual-information estimator (Qin, Kim & Gedeon 2019).
 
 For a classifier q(y|x) = softmax(l(x))_y, the cross-entropy upper-bounds the conditional
 entropy, E[CE] = E[-log q(y|x)] >= H(Y|X), so
@@ -15,6 +15,9 @@ whose mean is Î whenever p(y) are the empirical label frequencies or uniform.
 p(y) comes from `class_priors`: None -> the empirical label frequencies of `labels`,
 "uniform" -> 1/K, or a `(K,)` probability vector (e.g. the training-set frequencies).
 H(Y) = -Σ_c p(c) log p(c) (0 log 0 = 0). Everything is in nats.
+
+Reference: Qin, Kim & Gedeon (2019), "Softmax is not an artificial trick: an
+information-theoretic view of softmax in neural networks", arXiv:1910.02629.
 """
 
 from __future__ import annotations
@@ -85,6 +88,12 @@ def mutual_information_estimate(
         class_priors: None (empirical label frequencies), "uniform", or a `(K,)` vector.
     Returns:
         `MutualInformationEstimate(mi, pointwise, entropy_y)`.
+    Raises:
+        ValueError: `logits` non-finite or empty, K < 2, `labels` of another shape or
+            outside [0, K); `class_priors` a string other than "uniform", not of shape
+            `(K,)`, negative, not summing to 1 (tolerance 1e-4), or 0 for a class present in
+            `labels`.
+        TypeError: `labels` not integer.
     """
     logits, labels = check_scores_and_labels("logits", logits, labels)
     K = logits.shape[-1]

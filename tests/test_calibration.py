@@ -69,7 +69,8 @@ def test_cross_entropy_value_and_analytic_gradient():
 @pytest.mark.parametrize("alpha", [0.0, 0.1, 0.5])
 def test_label_smoothing_value_and_gradient(alpha):
     np.testing.assert_allclose(
-        C.label_smoothing_loss(LOGITS, LABELS, alpha=alpha), np_ls(LOGITS, LABELS, alpha),
+        C.label_smoothing_loss(LOGITS, LABELS, alpha=alpha),
+        np_ls(LOGITS, LABELS, alpha),
         rtol=1e-6,
     )
     p = np.exp(np_log_softmax(LOGITS.astype(np.float64), axis=-1))
@@ -79,7 +80,8 @@ def test_label_smoothing_value_and_gradient(alpha):
     )
     if alpha == 0.0:
         np.testing.assert_allclose(
-            C.label_smoothing_loss(LOGITS, LABELS, alpha=0.0), C.cross_entropy(LOGITS, LABELS),
+            C.label_smoothing_loss(LOGITS, LABELS, alpha=0.0),
+            C.cross_entropy(LOGITS, LABELS),
             rtol=1e-7,
         )
 
@@ -90,8 +92,9 @@ def test_focal_value_and_gradient(gamma):
         C.focal_loss(LOGITS, LABELS, gamma=gamma), np_focal(LOGITS, LABELS, gamma), rtol=1e-5
     )
     fd = fd_grad(lambda x: np_focal(x, LABELS, gamma), LOGITS)
-    np.testing.assert_allclose(jax_grad(C.focal_loss, LOGITS, LABELS, gamma=gamma), fd,
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        jax_grad(C.focal_loss, LOGITS, LABELS, gamma=gamma), fd, rtol=1e-4, atol=1e-6
+    )
     if gamma == 0.0:
         np.testing.assert_allclose(
             C.focal_loss(LOGITS, LABELS, gamma=0.0), C.cross_entropy(LOGITS, LABELS), rtol=1e-6
@@ -105,13 +108,16 @@ def test_flsd53_switches_gamma_at_p_02():
     p_y = np.exp(np_log_softmax(logits.astype(np.float64), -1))[[0, 1], labels]
     assert p_y[0] < 0.2 < p_y[1]
     gammas = np.array([5.0, 3.0])
-    expected = np.array([np_focal(logits[i:i + 1], labels[i:i + 1], gammas[i])[0]
-                         for i in range(2)])
+    expected = np.array(
+        [np_focal(logits[i : i + 1], labels[i : i + 1], gammas[i])[0] for i in range(2)]
+    )
     np.testing.assert_allclose(C.flsd53_loss(logits, labels), expected, rtol=1e-5)
-    fd = np.concatenate([
-        fd_grad(lambda x, i=i: np_focal(x, labels[i:i + 1], gammas[i]), logits[i:i + 1])
-        for i in range(2)
-    ])
+    fd = np.concatenate(
+        [
+            fd_grad(lambda x, i=i: np_focal(x, labels[i : i + 1], gammas[i]), logits[i : i + 1])
+            for i in range(2)
+        ]
+    )
     np.testing.assert_allclose(jax_grad(C.flsd53_loss, logits, labels), fd, rtol=1e-4, atol=1e-6)
 
 
@@ -121,7 +127,8 @@ def test_mbls_value_gradient_and_zero_penalty_within_margin():
     for margin, lam in [(10.0, 0.1), (2.0, 0.5)]:
         np.testing.assert_allclose(
             C.mbls_loss(logits, labels, margin=margin, lam=lam),
-            np_mbls(logits, labels, margin, lam), rtol=1e-6,
+            np_mbls(logits, labels, margin, lam),
+            rtol=1e-6,
         )
         fd = fd_grad(lambda x, m=margin, a=lam: np_mbls(x, labels, m, a), logits)
         np.testing.assert_allclose(
@@ -131,8 +138,9 @@ def test_mbls_value_gradient_and_zero_penalty_within_margin():
     np.testing.assert_allclose(C.mbls_penalty(logits[:1]), [2.0], rtol=1e-7)
     # row 1: all gaps < 10 -> penalty 0, MbLS = CE (default hyper-parameters)
     np.testing.assert_allclose(C.mbls_penalty(logits), [2.0, 0.0], atol=1e-7)
-    np.testing.assert_allclose(C.mbls_loss(logits[1:], labels[1:]),
-                               C.cross_entropy(logits[1:], labels[1:]), rtol=1e-7)
+    np.testing.assert_allclose(
+        C.mbls_loss(logits[1:], labels[1:]), C.cross_entropy(logits[1:], labels[1:]), rtol=1e-7
+    )
 
 
 def test_losses_keep_leading_axes_and_registry():
@@ -174,22 +182,26 @@ def _tempered_data(seed, n, k, t_true, scale=3.0):
     return z, y
 
 
-def test_fit_temperature_recovers_known_temperature():
+def test_fit_temperature_scaling_recovers_known_temperature():
     for seed, t_true in [(1, 2.0), (2, 0.5)]:
         z, y = _tempered_data(seed, 20000, 10, t_true)
-        t_hat = float(C.fit_temperature(z, y))
+        t_hat = float(C.fit_temperature_scaling(z, y))
         assert abs(t_hat / t_true - 1) < 0.05, (t_true, t_hat)
-        ref = minimize_scalar(lambda lt, z=z, y=y: _nll_np(z, y, np.exp(lt)), bounds=(-3, 3),
-                              method="bounded", options={"xatol": 1e-8}).x
+        ref = minimize_scalar(
+            lambda lt, z=z, y=y: _nll_np(z, y, np.exp(lt)),
+            bounds=(-3, 3),
+            method="bounded",
+            options={"xatol": 1e-8},
+        ).x
         assert abs(np.log(t_hat) - ref) < 2e-3, (t_hat, np.exp(ref))
 
 
 def test_temperature_scaling_lowers_validation_nll_of_overconfident_logits():
     z, y = _tempered_data(3, 20000, 10, 1.0, scale=1.0)
     overconfident = 4.0 * z
-    t = C.fit_temperature(overconfident, y)
+    t = C.fit_temperature_scaling(overconfident, y)
     before = C.cross_entropy(overconfident, y).mean()
-    after = C.cross_entropy(C.apply_temperature(overconfident, t), y).mean()
+    after = C.cross_entropy(C.apply_temperature_scaling(overconfident, t), y).mean()
     assert float(t) > 2.0
     assert float(after) < float(before) - 0.1
     # minimum: no other temperature does better
@@ -197,10 +209,10 @@ def test_temperature_scaling_lowers_validation_nll_of_overconfident_logits():
         assert _nll_np(overconfident, y, s * float(t)) >= float(after) - 1e-5
 
 
-def test_fit_temperature_separable_data_hits_lower_bound():
+def test_fit_temperature_scaling_separable_data_hits_lower_bound():
     z = np.array([[5.0, 0.0], [0.0, 5.0], [4.0, -1.0]], np.float32)
     y = np.array([0, 1, 0])
-    t = float(C.fit_temperature(z, y, t_min=0.05))
+    t = float(C.fit_temperature_scaling(z, y, t_min=0.05))
     assert 0.05 <= t < 0.5  # NLL keeps falling as T -> 0; stops once the gradient is ~0
     assert _nll_np(z, y, t) < 1e-5
 
@@ -210,9 +222,9 @@ def test_fit_temperature_separable_data_hits_lower_bound():
 
 def test_bad_inputs_raise_naming_the_argument():
     with pytest.raises(ValueError, match="temperature.*> 0"):
-        C.apply_temperature(LOGITS, 0.0)
+        C.apply_temperature_scaling(LOGITS, 0.0)
     with pytest.raises(ValueError, match="temperature.*> 0"):
-        C.apply_temperature(LOGITS, -1.0)
+        C.apply_temperature_scaling(LOGITS, -1.0)
     with pytest.raises(ValueError, match="labels.*shape"):
         C.cross_entropy(LOGITS, LABELS[:2])
     with pytest.raises(ValueError, match="labels.*found label 4"):
@@ -230,6 +242,16 @@ def test_bad_inputs_raise_naming_the_argument():
     with pytest.raises(ValueError, match="margin"):
         C.mbls_loss(LOGITS, LABELS, margin=-1.0)
     with pytest.raises(ValueError, match="t_min"):
-        C.fit_temperature(LOGITS, LABELS, t_min=2.0, t_max=1.0)
+        C.fit_temperature_scaling(LOGITS, LABELS, t_min=2.0, t_max=1.0)
     with pytest.raises(ValueError, match="init.*> 0"):
-        C.fit_temperature(LOGITS, LABELS, init=0.0)
+        C.fit_temperature_scaling(LOGITS, LABELS, init=0.0)
+
+
+def test_temperature_scaling_names_are_unambiguous():
+    # post-hoc temperature scaling has one name each; the old ambiguous names are gone
+    import hetprobit as hp
+
+    assert hp.fit_temperature_scaling is C.fit_temperature_scaling
+    assert hp.apply_temperature_scaling is C.apply_temperature_scaling
+    for old in ("fit_temperature", "apply_temperature"):
+        assert not hasattr(hp, old) and not hasattr(C, old)
