@@ -75,17 +75,29 @@ def _apply(layer: eqx.nn.Linear, r: Array) -> Array:
     return flat.reshape(*r.shape[:-1], flat.shape[-1])
 
 
-def _init_output(output, shape, D, s, d_bias, *, key):
+def _init_output(output, shape, D, s, d_bias, *, layer_key, random_key):
     """A linear layer D -> prod(shape) (per-example output) or an array (shared output)."""
-    k_w, k_b = jax.random.split(key)
     size = math.prod(shape)
     if output.kind == "shared":
-        return s * jax.random.normal(k_b, shape)
+        return s * jax.random.normal(random_key, shape)
     if output.init == "scale":
-        return _scaled_linear(D, size, s, jnp.full((size,), d_bias), key=k_w)
+        return _scaled_linear(D, size, s, jnp.full((size,), d_bias), key=layer_key)
     if output.init == "small":
-        return _scaled_linear(D, size, s, s * jax.random.normal(k_b, (size,)), key=k_w)
-    return eqx.nn.Linear(D, size, key=k_w)
+        bias = s * jax.random.normal(random_key, (size,))
+        return _scaled_linear(D, size, s, bias, key=layer_key)
+    return eqx.nn.Linear(D, size, key=layer_key)
+
+
+def _output_keys(key, i):
+    """(layer key, random key) of the i-th raw output.
+
+    Chosen so the built-in structures keep the initial weights of earlier versions of the
+    head (seeded results stay reproducible): the first output's layer uses split 1, the
+    others split 2 (folded for i > 1), random biases / shared arrays split 3.
+    """
+    _, k_first, k_layer, k_random = jax.random.split(key, 4)
+    layer = k_first if i == 0 else (k_layer if i == 1 else jax.random.fold_in(k_layer, i))
+    return layer, (k_random if i <= 2 else jax.random.fold_in(k_random, i))
 
 
 def _make_monte_carlo(name, base, **fields) -> MonteCarlo:
@@ -203,8 +215,7 @@ class HeteroscedasticHead(eqx.Module):
         else:
             self.tau_param = float(tau)
 
-        k_mu, k_noise = jax.random.split(key)
-        self.mu = eqx.nn.Linear(D, K, key=k_mu)
+        self.mu = eqx.nn.Linear(D, K, key=jax.random.split(key, 4)[0])
         s = float(noise_init_scale)
         # softplus(b) + min_scale = s  <=>  b = log(expm1(s - min_scale))
         d_bias = float(np.log(np.expm1(s - min_scale)))
@@ -216,9 +227,11 @@ class HeteroscedasticHead(eqx.Module):
             shape = shapes[output.name]
             if math.prod(shape) == 0:  # e.g. the strictly-lower part of a 1 x 1 Cholesky
                 continue
-            k = jax.random.fold_in(k_noise, i)
+            k_layer, k_random = _output_keys(key, i)
             target = shared if output.kind == "shared" else layers
-            target[output.name] = _init_output(output, shape, D, s, d_bias, key=k)
+            target[output.name] = _init_output(
+                output, shape, D, s, d_bias, layer_key=k_layer, random_key=k_random
+            )
         self.noise_layers, self.noise_shared = layers, shared
 
     @staticmethod
