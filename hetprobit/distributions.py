@@ -8,37 +8,55 @@ r"""NumPyro distributions of the heteroscedastic probit generative process.
 
 Because `log_prob` is Monte Carlo it needs a PRNG key. Pass `key=` to the constructor for
 common random numbers (a deterministic objective: simulated maximum likelihood, MCMC, arviz's
-`log_likelihood`, which supply no key); leave it None to draw a fresh key per call from
-`numpyro.prng_key()` (fresh draws per SVI step, an unbiased-in-probability stochastic
-objective). Outside a `numpyro.handlers.seed` context with no key, `log_prob` raises.
+`log_likelihood`, which supply no key). Leave it None inside a NumPyro model: the
+constructor then draws the key with the public `numpyro.prng_key()`, i.e. from the `seed`
+handler the model runs under, and stores it. SVI seeds the model afresh at every step, so
+every step gets fresh draws, and the key is already in the distribution when NumPyro
+evaluates `log_prob` after the model has run (no handler is active then). Built outside any
+`seed` handler with no key (and a noise structure that needs draws), `log_prob` raises.
+
+The Monte Carlo setting (samples, sampler, chunking, shared draws) is one
+`hetprobit.MonteCarlo` value, validated where it is built; `with_monte_carlo(mc)` returns
+a copy with another setting (e.g. more samples for prediction).
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpyro
 from numpyro.distributions import Distribution, constraints
-from numpyro.primitives import _PYRO_STACK
 
-from .validation import check_array, check_finite, check_positive, check_positive_int
 from .likelihood import (
     tempered_sigmoid_log_likelihood,
     tempered_sigmoid_log_probs,
     tempered_softmax_log_likelihood,
     tempered_softmax_log_probs,
 )
+from .montecarlo import MonteCarlo
 from .noise import Homoscedastic, NoiseStructure
+from .validation import check_array, check_finite, check_positive
 
 __all__ = ["HeteroscedasticChoice", "HeteroscedasticIndicators"]
+
+
+def _model_key():
+    """`numpyro.prng_key()` inside a seeded model; None (silently) outside any handler."""
+    with warnings.catch_warnings():
+        # numpyro warns (and returns None) when no seed handler is active: that case is
+        # reported by `log_prob` with an error that says what to do.
+        warnings.filterwarnings("ignore", message="Cannot generate JAX PRNG key")
+        return numpyro.prng_key()
 
 
 class _HeteroscedasticBase(Distribution):
     arg_constraints = {"mu": constraints.real_vector}
     pytree_data_fields = ("mu", "noise", "tau", "mc_key")
-    pytree_aux_fields = ("num_samples", "chunk_size", "sampler", "share_draws")
+    pytree_aux_fields = ("monte_carlo",)
 
     def __init__(
         self,
@@ -46,11 +64,12 @@ class _HeteroscedasticBase(Distribution):
         noise: NoiseStructure | None = None,
         *,
         tau: float = 1.0,
-        num_samples: int = 256,
+        monte_carlo: MonteCarlo | None = None,
         key=None,
-        sampler: str = "mc",
+        num_samples: int | None = None,
+        sampler: str | None = None,
         chunk_size: int | None = None,
-        share_draws: bool = False,
+        share_draws: bool | None = None,
         event_shape: tuple[int, ...] = (),
         validate_args=None,
     ):
@@ -62,13 +81,39 @@ class _HeteroscedasticBase(Distribution):
         if noise.num_classes != mu.shape[-1]:
             raise ValueError(f"`noise` has K={noise.num_classes}, `mu` has K={mu.shape[-1]}")
         check_positive("tau", tau)
-        check_positive_int("num_samples", num_samples)
+        if monte_carlo is not None and not isinstance(monte_carlo, MonteCarlo):
+            raise TypeError(
+                f"`monte_carlo` must be a hetprobit.MonteCarlo, got {type(monte_carlo).__name__}"
+            )
+        mc = (monte_carlo or MonteCarlo()).replace(
+            num_samples=num_samples, sampler=sampler, chunk_size=chunk_size, share_draws=share_draws
+        )
         batch_shape = jnp.broadcast_shapes(mu.shape[:-1], noise.batch_shape)
         mu = jnp.broadcast_to(mu, (*batch_shape, mu.shape[-1]))
+        if key is None and not isinstance(noise, Homoscedastic):
+            key = _model_key()
         self.mu, self.noise, self.tau, self.mc_key = mu, noise, tau, key
-        self.num_samples, self.chunk_size = num_samples, chunk_size
-        self.sampler, self.share_draws = sampler, share_draws
+        self.monte_carlo = mc
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
+
+    @property
+    def num_samples(self) -> int:
+        """S of the Monte Carlo estimate (`monte_carlo.num_samples`)."""
+        return self.monte_carlo.num_samples
+
+    def with_monte_carlo(self, monte_carlo: MonteCarlo):
+        """A copy of this distribution with another Monte Carlo setting (same key and noise).
+
+        Raises:
+            TypeError: `monte_carlo` is not a `hetprobit.MonteCarlo`.
+        """
+        if not isinstance(monte_carlo, MonteCarlo):
+            raise TypeError(
+                f"`monte_carlo` must be a hetprobit.MonteCarlo, got {type(monte_carlo).__name__}"
+            )
+        new = copy.copy(self)
+        new.monte_carlo = monte_carlo
+        return new
 
     @property
     def num_classes(self) -> int:
@@ -77,20 +122,12 @@ class _HeteroscedasticBase(Distribution):
     def _mc_kwargs(self):
         key = self.mc_key
         if key is None and not isinstance(self.noise, Homoscedastic):
-            if not _PYRO_STACK:
-                raise RuntimeError(
-                    "log_prob is a Monte Carlo estimate and needs a key: pass key= to the "
-                    "distribution, or call it inside numpyro.handlers.seed"
-                )
-            key = numpyro.prng_key()
-        return dict(
-            key=key,
-            tau=self.tau,
-            num_samples=self.num_samples,
-            chunk_size=self.chunk_size,
-            sampler=self.sampler,
-            share_draws=self.share_draws,
-        )
+            raise RuntimeError(
+                "log_prob is a Monte Carlo estimate and needs a key: pass key= to the "
+                "distribution, or build it inside a NumPyro model run under a seed handler "
+                "(SVI, Predictive, numpyro.handlers.seed), where it draws numpyro.prng_key()"
+            )
+        return dict(key=key, tau=self.tau, **self.monte_carlo.kwargs())
 
     def _utilities(self, key, sample_shape):
         """Gaussian utilities u = mu + eps, shape `sample_shape + batch_shape + (K,)`."""
@@ -138,9 +175,17 @@ class HeteroscedasticChoice(_HeteroscedasticBase):
         mu: mean utilities `(..., K)`; the batch shape is `mu.shape[:-1]`, event shape `()`.
         noise: a `NoiseStructure` (default `Homoscedastic`: a tempered softmax).
         tau: temperature of the softmax relaxation used by `log_prob` (> 0).
-        num_samples: Monte Carlo samples S for `log_prob` / `log_probs`.
-        key: key for `log_prob`'s draws (see module docstring); None -> `numpyro.prng_key()`.
-        sampler, chunk_size, share_draws: see `tempered_softmax_log_probs`.
+        monte_carlo: the Monte Carlo setting of `log_prob` / `log_probs` (default
+            `hetprobit.MonteCarlo()`: S = 256 plain MC draws).
+        key: key for `log_prob`'s draws (see module docstring); None -> `numpyro.prng_key()`
+            drawn here, at construction, when built inside a seeded NumPyro model.
+        num_samples, sampler, chunk_size, share_draws: shortcuts that replace the fields of
+            `monte_carlo` (validated by `MonteCarlo`).
+
+    Raises:
+        ValueError: non-finite `mu`, `noise` with another K, `tau` <= 0, or an invalid Monte
+            Carlo setting (unknown sampler, odd S with antithetic pairs, S < 1).
+        TypeError: `noise` not a `NoiseStructure`, `monte_carlo` not a `MonteCarlo`.
     """
 
     _log_likelihood = staticmethod(tempered_softmax_log_likelihood)

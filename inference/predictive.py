@@ -20,7 +20,6 @@ Metrics come from the one implementation in `hetprobit.metrics` (`evaluate`).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
@@ -44,9 +43,8 @@ def _distribution_log_probs(fn, num_eval_samples: int | None) -> Array:
     while isinstance(fn, dist.MaskedDistribution | dist.ExpandedDistribution):
         fn = fn.base_dist
     if hasattr(fn, "log_probs"):
-        if num_eval_samples is not None and hasattr(fn, "num_samples"):
-            fn = copy.copy(fn)
-            fn.num_samples = num_eval_samples
+        if num_eval_samples is not None and hasattr(fn, "with_monte_carlo"):
+            fn = fn.with_monte_carlo(fn.monte_carlo.replace(num_samples=num_eval_samples))
         return fn.log_probs()
     if isinstance(fn, dist.Independent):
         fn = fn.base_dist

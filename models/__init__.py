@@ -1,13 +1,16 @@
 """NumPyro generative models with Equinox backbones (depends on `hetprobit`, never `inference`).
 
 - `backbones`: `MLP`, `ResNet` (one example -> representation r(x)).
-- `head`: `HeteroscedasticHead`, drop-in for a final `eqx.nn.Linear(D, K)`.
-- `hetxl`: `HetXLNoise`, noise in representation space (HET-XL).
+- `head`: `HeteroscedasticHead`, drop-in for a final `eqx.nn.Linear(D, K)`; its noise
+  structures come from the core's registry (`hetprobit.noise`); `COVARIANCE_TYPES` are
+  the registry's names.
 - `classifier`: `Classifier` (backbone + head) and the NumPyro `classifier_model`.
 - `synthetic`: data from the exact generative process with planted class pairs.
 - `probit_regression`: multinomial probit for discrete choice; `modechoice` loader.
 - `covariance_analysis`: average Sigma(x) over a data set, top class pairs (seed 002 Table 4).
 """
+
+from hetprobit.noise import HetXLNoise as HetXLNoise  # re-export: defined in the core
 
 from .backbones import MLP as MLP, ResidualBlock as ResidualBlock, ResNet as ResNet
 from .classifier import (
@@ -25,7 +28,6 @@ from .covariance_analysis import (
     top_pairs as top_pairs,
 )
 from .head import COVARIANCE_TYPES as COVARIANCE_TYPES, HeteroscedasticHead as HeteroscedasticHead
-from .hetxl import HetXLNoise as HetXLNoise
 from .modechoice import (
     MODECHOICE_ALTERNATIVES as MODECHOICE_ALTERNATIVES,
     ModeChoice as ModeChoice,

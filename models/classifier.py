@@ -25,8 +25,9 @@ Minibatching (agreed with `inference/`): the caller passes the minibatch x `(B, 
 scaled). No subsample indices are generated inside the model.
 
 Monte Carlo key of the likelihood: `mc_key` if given (common random numbers: a
-deterministic objective), otherwise `numpyro.prng_key()` *while the model runs*, i.e. a
-fresh key per SVI step under the `seed` handler SVI applies.
+deterministic objective), otherwise the label distribution draws `numpyro.prng_key()` when
+it is built, *while the model runs*, i.e. a fresh key per SVI step under the `seed` handler
+SVI applies (see `hetprobit.distributions`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import numpyro
 import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.contrib.module import eqx_module, random_eqx_module
-from numpyro.primitives import _PYRO_STACK
 
 import hetprobit as hp
 from hetprobit.validation import check_positive, check_positive_int
@@ -107,7 +107,7 @@ def classifier_model(
         mc_key: fixed key for the likelihood's draws (None: fresh `numpyro.prng_key()`).
         prior_scale: None for point-estimated weights; a float for N(0, prior_scale^2)
             priors on the head's mean weights and bias (Bayesian last layer).
-        inference: use the head's `num_eval_samples` for the likelihood.
+        inference: use the head's `eval_monte_carlo` setting for the likelihood.
         name: prefix of the parameter / sample sites.
         loss: for a homoscedastic multiclass head only: replace the categorical likelihood of
             observed labels by a calibration loss on the logits, as the factor
@@ -137,9 +137,6 @@ def classifier_model(
         net = random_eqx_module(name, net, prior=last_layer_prior(prior_scale), scope_divider=".")
 
     r = jax.vmap(net.backbone)(x)
-    key = mc_key
-    if key is None and net.head.is_stochastic and _PYRO_STACK:
-        key = numpyro.prng_key()  # None when no seed handler is active (log_prob then raises)
     scale = 1.0 if num_data is None else num_data / B
     if loss is not None and y is not None:
         loss_fn = _calibration_loss(loss, net.head)
@@ -147,7 +144,7 @@ def classifier_model(
         per_example = loss_fn(logits, y, **(loss_kwargs or {}))
         numpyro.factor("y_loss", -scale * jnp.sum(per_example))
         return y
-    label_dist = net.head.distribution(r, key=key, inference=inference)
+    label_dist = net.head.distribution(r, key=mc_key, inference=inference)
     with numpyro.handlers.scale(scale=scale), numpyro.plate("data", B):
         return numpyro.sample("y", label_dist, obs=y)
 

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import pytest
-from numpyro.infer import Predictive
+from numpyro.infer import SVI, Predictive, Trace_ELBO
 from scipy.stats import norm
 
 import hetprobit as hp
@@ -71,14 +71,93 @@ def test_homoscedastic_default_is_categorical_logits():
     np.testing.assert_allclose(d.log_prob(jnp.array([2])), ref.log_prob(jnp.array([2])), rtol=1e-6)
 
 
-def test_log_prob_key_from_seed_handler_or_error():
+def test_log_prob_key_drawn_at_construction_under_seed_or_error():
     mu, noise = _case()
-    d = hp.HeteroscedasticChoice(mu, noise)
-    with pytest.raises(RuntimeError, match="key"):
+    d = hp.HeteroscedasticChoice(mu, noise)  # outside any handler: no key, no warning
+    assert d.mc_key is None
+    with pytest.raises(RuntimeError, match="needs a key"):
         d.log_prob(jnp.array([0, 1]))
     with numpyro.handlers.seed(rng_seed=0):
-        a = d.log_prob(jnp.array([0, 1]))
+        d = hp.HeteroscedasticChoice(mu, noise)
+    # the key was drawn while the handler was active; log_prob works after it is gone
+    a, b = d.log_prob(jnp.array([0, 1])), d.log_prob(jnp.array([0, 1]))
     assert jnp.all(jnp.isfinite(a))
+    np.testing.assert_array_equal(a, b)
+
+
+def _svi_problem(key=None):
+    """A user-style model: mean utilities mu = x beta, observation site in a plate."""
+    x = jax.random.normal(jax.random.key(0), (40, 3))
+    beta_true = jnp.array([[1.0, -1.0, 0.0], [0.5, 0.5, -1.0], [0.0, 1.0, 1.0]])
+    noise = hp.DiagonalNoise(jnp.full((40, 3), 0.8))
+    y = hp.HeteroscedasticChoice(x @ beta_true, noise).sample(jax.random.key(1))
+
+    def model(x, y=None):
+        beta = numpyro.param("beta", jnp.zeros((3, 3)))
+        with numpyro.plate("data", x.shape[0]):
+            numpyro.sample(
+                "y", hp.HeteroscedasticChoice(x @ beta, noise, num_samples=16, key=key), obs=y
+            )
+
+    return model, (lambda x, y=None: None), x, y
+
+
+@pytest.mark.parametrize("fixed_key", [False, True])
+def test_plain_svi_loop_with_key_none_draws_fresh_randomness(fixed_key):
+    # issue 9.6: numpyro evaluates log_prob after the model's handlers are gone
+    key = jax.random.key(5) if fixed_key else None
+    model, guide, x, y = _svi_problem(key)
+    svi = SVI(model, guide, numpyro.optim.Adam(0.0), Trace_ELBO())  # step 0: params fixed
+    state = svi.init(jax.random.key(2), x, y)
+    losses = []
+    for _ in range(3):
+        state, loss = svi.update(state, x, y)
+        losses.append(float(loss))
+    assert np.all(np.isfinite(losses))
+    if fixed_key:  # common random numbers: a deterministic objective
+        assert losses[0] == losses[1] == losses[2]
+    else:  # fresh draws every step
+        assert len(set(losses)) == 3
+    if fixed_key:
+        return
+    # and the fresh-draw objective is a real fit: with a positive step the loss decreases
+    svi = SVI(model, guide, numpyro.optim.Adam(0.1), Trace_ELBO())
+    result = svi.run(jax.random.key(3), 60, x, y, progress_bar=False)
+    assert np.mean(result.losses[-10:]) < np.mean(result.losses[:10]) - 5.0
+
+
+def test_invalid_monte_carlo_setting_is_rejected_at_construction():
+    mu, noise = _case()
+    k = jax.random.key(0)
+    with pytest.raises(ValueError, match="`sampler` must be one of"):
+        hp.HeteroscedasticChoice(mu, noise, key=k, sampler="sobol")
+    with pytest.raises(ValueError, match="`num_samples` must be even"):
+        hp.HeteroscedasticChoice(mu, noise, key=k, sampler="antithetic", num_samples=7)
+    with pytest.raises(ValueError, match="`num_samples` must be even"):
+        hp.HeteroscedasticIndicators(mu, noise, key=k, sampler="antithetic", num_samples=7)
+    with pytest.raises(ValueError, match="num_samples"):
+        hp.HeteroscedasticChoice(mu, noise, key=k, num_samples=0)
+    with pytest.raises(TypeError, match="monte_carlo"):
+        hp.HeteroscedasticChoice(mu, noise, key=k, monte_carlo={"num_samples": 8})
+
+
+def test_monte_carlo_setting_is_carried_and_replaced_publicly():
+    mu, noise = _case()
+    key = jax.random.key(4)
+    mc = hp.MonteCarlo(num_samples=64, sampler="antithetic", chunk_size=8)
+    d = hp.HeteroscedasticChoice(mu, noise, tau=0.4, monte_carlo=mc, key=key)
+    y = jnp.array([1, 3])
+    ref = hp.tempered_softmax_log_likelihood(mu, noise, y, key=key, tau=0.4, **mc.kwargs())
+    np.testing.assert_allclose(d.log_prob(y), ref, rtol=1e-6)
+    more = d.with_monte_carlo(mc.replace(num_samples=128))
+    assert d.monte_carlo == mc and more.monte_carlo.num_samples == 128  # d unchanged
+    ref128 = hp.tempered_softmax_log_probs(mu, noise, key=key, tau=0.4, **more.monte_carlo.kwargs())
+    np.testing.assert_allclose(more.log_probs(), ref128, rtol=1e-6)
+    with pytest.raises(AttributeError):
+        d.num_samples = 5  # no overwriting from outside
+    # a distribution is a pytree: the setting survives jit
+    out = jax.jit(lambda dist: dist.log_prob(y))(d)
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
 
 
 def test_validation_and_bad_input():

@@ -6,14 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hetprobit as hp
 from hetprobit.exact import exact_choice_probs
+from hetprobit.noise import NOISE_STRUCTURES, get_noise_family
 from models import COVARIANCE_TYPES, HeteroscedasticHead, HetXLNoise
 
 D, K = 6, 5
 
 
 def make(cov, **kw):
-    kw.setdefault("rank", 2)
+    kw.setdefault("rank", 2 if get_noise_family(cov).has_factor else None)
     return HeteroscedasticHead(D, K, covariance=cov, key=jax.random.key(0), **kw)
 
 
@@ -43,7 +45,7 @@ def test_homoscedastic_equals_linear_log_softmax_exactly(r):
 
 
 @pytest.mark.parametrize(
-    "cov, multilabel", [(c, False) for c in COVARIANCE_TYPES] + [("lowrank", True)]
+    "cov, multilabel", [(c, False) for c in COVARIANCE_TYPES] + [("low_rank", True)]
 )
 def test_drop_in_shapes_jit_vmap_grad(cov, multilabel, r):
     head = make(cov, multilabel=multilabel, num_train_samples=16)
@@ -70,7 +72,7 @@ def test_drop_in_shapes_jit_vmap_grad(cov, multilabel, r):
     assert float(jnp.abs(grads.mu.weight).sum()) > 0
 
 
-@pytest.mark.parametrize("cov", ["diagonal", "lowrank", "efficient", "hetxl"])
+@pytest.mark.parametrize("cov", ["diagonal", "low_rank", "parameter_efficient", "hetxl", "full"])
 def test_untrained_head_is_close_to_homoscedastic(cov, r):
     # noise starts at d ~ 1e-2 and small V: log-probabilities within 2e-2 of the softmax
     head = make(cov, num_train_samples=256)
@@ -79,13 +81,15 @@ def test_untrained_head_is_close_to_homoscedastic(cov, r):
     assert float(jnp.max(jnp.diagonal(head.covariance(r)))) < 0.05
 
 
-@pytest.mark.parametrize("cov", ["lowrank", "hetxl"])
-def test_log_probs_match_exact_probit_at_small_tau(cov, r):
+@pytest.mark.parametrize("cov, rank", [("low_rank", 2), ("hetxl", 2), ("full", None)])
+def test_log_probs_match_exact_probit_at_small_tau(cov, rank, r):
     # inflate the noise so it matters, then tau -> 0 recovers the exact probit probabilities
-    head = make(cov, tau=0.02, num_eval_samples=8_000)
+    head = make(cov, rank=rank, tau=0.02, num_eval_samples=8_000)
     head = eqx.tree_at(lambda h: h.scale.bias, head, head.scale.bias + 4.0)
-    if head.factor is not None:
-        head = eqx.tree_at(lambda h: h.factor.weight, head, head.factor.weight * 100.0)
+    off = "lower" if cov == "full" else "factor"
+    head = eqx.tree_at(
+        lambda h: h.noise_layers[off].weight, head, head.noise_layers[off].weight * 100.0
+    )
     mu, noise = head.noise_parameters(r)
     exact = exact_choice_probs(mu, noise.covariance())
     mc = jnp.exp(head(r, key=jax.random.key(6), inference=True))
@@ -109,17 +113,24 @@ def test_hetxl_covariance_matches_projected_samples():
     assert head.factor.weight.shape == (D * 3, D) and head.scale.weight.shape == (D, D)
 
 
-def test_efficient_head_parameter_count():
-    big = HeteroscedasticHead(32, 100, covariance="efficient", rank=10, key=jax.random.key(0))
-    full = HeteroscedasticHead(32, 100, covariance="lowrank", rank=10, key=jax.random.key(0))
-    count = lambda m: sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array)))
-    # noise parameters: O(DK + KR) against O(DKR)
-    assert count((big.factor, big.shared_factor)) == 32 * 100 + 100 + 100 * 10
-    assert count(full.factor) == (32 + 1) * 100 * 10
+def test_head_parameter_counts_follow_the_declared_outputs():
+    def noise_count(cov, **kw):
+        h = HeteroscedasticHead(32, 100, covariance=cov, key=jax.random.key(0), **kw)
+        leaves = jax.tree_util.tree_leaves(
+            eqx.filter((h.noise_layers, h.noise_shared), eqx.is_array)
+        )
+        return sum(x.size for x in leaves)
+
+    # the scale layer (32 + 1) * 100, plus: O(DK + KR) against O(DKR), and D K^2 / 2 for full
+    scale = 33 * 100
+    assert noise_count("parameter_efficient", rank=10) == scale + 33 * 100 + 100 * 10
+    assert noise_count("low_rank", rank=10) == scale + 33 * 100 * 10
+    assert noise_count("full") == scale + 33 * (100 * 99 // 2)
+    assert noise_count("hetxl", rank=10) == 33 * 32 + 33 * 32 * 10
 
 
 def test_batched_noise_parameters_match_per_example():
-    head = make("efficient")
+    head = make("parameter_efficient")
     rb = jax.random.normal(jax.random.key(10), (4, D))
     cov_b = head.covariance(rb)
     cov_1 = jnp.stack([head.covariance(x) for x in rb])
@@ -129,7 +140,7 @@ def test_batched_noise_parameters_match_per_example():
 
 
 def test_learned_tau_stays_in_bounds_and_is_differentiable(r):
-    head = make("lowrank", tau=0.7, learn_tau=True, tau_bounds=(0.1, 2.0))
+    head = make("low_rank", tau=0.7, learn_tau=True, tau_bounds=(0.1, 2.0))
     np.testing.assert_allclose(head.tau, 0.7, rtol=1e-5)
     g = eqx.filter_grad(lambda h: h(r, key=jax.random.key(0))[1])(head)
     assert float(jnp.abs(g.tau_param)) > 0
@@ -139,24 +150,29 @@ def test_learned_tau_stays_in_bounds_and_is_differentiable(r):
 
 def test_stochastic_head_without_key_raises(r):
     with pytest.raises(ValueError, match="needs a PRNG key"):
-        make("lowrank")(r)
+        make("low_rank")(r)
     make("homoscedastic")(r)  # deterministic: no key needed
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(covariance="lowrank", rank=K), "rank"),
-        (dict(covariance="lowrank", rank=0), "rank"),
-        (dict(covariance="efficient", rank=7), "rank"),
-        (dict(covariance="hetxl", rank=D), "rank"),
-        (dict(covariance="lowrank", tau=0.0), "tau"),
-        (dict(covariance="lowrank", tau=-1.0), "tau"),
-        (dict(covariance="lowrank", tau_bounds=(1.0, 0.5)), "tau_bounds"),
-        (dict(covariance="lowrank", tau_bounds=(0.0, 1.0)), "tau_bounds"),
-        (dict(covariance="lowrank", learn_tau=True, tau=9.0), "tau"),
-        (dict(covariance="full"), "covariance.*'full'"),
-        (dict(covariance="lowrank", sampler="sobol"), "sampler"),
+        (dict(covariance="low_rank", rank=K), "1 <= rank < the number of classes K=5"),
+        (dict(covariance="low_rank", rank=0), "rank"),
+        (dict(covariance="parameter_efficient", rank=7), "rank"),
+        (dict(covariance="hetxl", rank=D), "1 <= rank < in_features D=6"),
+        (dict(covariance="diagonal", rank=3), "`rank` does not apply to covariance='diagonal'"),
+        (dict(covariance="homoscedastic", rank=0), "`rank` does not apply to .*'homoscedastic'"),
+        (dict(covariance="full", rank=2), "`rank` does not apply to covariance='full'"),
+        (dict(covariance="low_rank", tau=0.0), "tau"),
+        (dict(covariance="low_rank", tau=-1.0), "tau"),
+        (dict(covariance="low_rank", tau_bounds=(1.0, 0.5)), "tau_bounds"),
+        (dict(covariance="low_rank", tau_bounds=(0.0, 1.0)), "tau_bounds"),
+        (dict(covariance="low_rank", learn_tau=True, tau=9.0), "tau"),
+        (dict(covariance="cholesky"), "covariance.*'cholesky'"),
+        (dict(covariance="low_rank", sampler="sobol"), "sampler"),
+        (dict(covariance="low_rank", sampler="antithetic", num_train_samples=3), "even"),
+        (dict(covariance="low_rank", num_eval_samples=0), "num_samples"),
     ],
 )
 def test_bad_configuration_raises(kwargs, match):
@@ -165,10 +181,53 @@ def test_bad_configuration_raises(kwargs, match):
 
 
 def test_bad_input_width_raises():
-    head = make("lowrank")
+    head = make("low_rank")
     with pytest.raises(ValueError, match=r"in_features=6"):
         head(jnp.zeros(D + 1), key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"one example"):
         head(jnp.zeros((2, D)), key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"in_features=6"):
         head.covariance(jnp.zeros((3, 4)))
+
+
+def test_aliases_build_the_canonical_structure():
+    for old, new in [("lowrank", "low_rank"), ("efficient", "parameter_efficient")]:
+        a, b = make(old), make(new)
+        assert a.covariance_type == new
+        r = jnp.ones(D)
+        np.testing.assert_array_equal(a.covariance(r), b.covariance(r))
+
+
+def test_covariance_types_are_the_registry_names():
+    assert tuple(COVARIANCE_TYPES) == tuple(NOISE_STRUCTURES)
+    assert "full" in COVARIANCE_TYPES and "lowrank" not in COVARIANCE_TYPES
+
+
+def test_monte_carlo_setting_is_carried_to_the_likelihood_and_the_distribution(r):
+    train = hp.MonteCarlo(num_samples=64, sampler="antithetic", chunk_size=16)
+    evalu = hp.MonteCarlo(num_samples=96, sampler="qmc")
+    head = make("low_rank", train_monte_carlo=train, eval_monte_carlo=evalu)
+    assert head.num_train_samples == 64 and head.num_eval_samples == 96
+    rb = jax.random.normal(jax.random.key(11), (3, D))
+    y, key = jnp.array([0, 1, 4]), jax.random.key(12)
+    mu, noise = head.noise_parameters(rb)
+    for inference, mc in [(False, train), (True, evalu)]:
+        ours = head.log_likelihood(rb, y, key=key, inference=inference)
+        ref = hp.tempered_softmax_log_likelihood(
+            mu,
+            noise,
+            y,
+            key=key,
+            num_samples=mc.num_samples,
+            sampler=mc.sampler,
+            chunk_size=mc.chunk_size,
+        )
+        np.testing.assert_allclose(ours, ref, rtol=1e-6)
+        assert head.distribution(rb, key=key, inference=inference).monte_carlo == mc
+    # a per-call num_samples replaces S only
+    assert head.monte_carlo(True, 32) == hp.MonteCarlo(32, "qmc")
+    # the shortcuts build the same settings
+    short = make("low_rank", num_train_samples=64, num_eval_samples=96, sampler="qmc")
+    assert short.train_monte_carlo == hp.MonteCarlo(64, "qmc")
+    with pytest.raises(TypeError, match="train_monte_carlo"):
+        make("low_rank", train_monte_carlo=dict(num_samples=8))

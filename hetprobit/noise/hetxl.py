@@ -1,6 +1,7 @@
 r"""HET-XL noise: Gaussian noise added to the D-dimensional representation, then projected.
 
-HET-XL (Collier et al., 2023) perturbs the pre-logits instead of the logits:
+HET-XL (Collier et al., "Massively scaling heteroscedastic classifiers", 2023,
+arXiv:2301.12860; registered as "hetxl") perturbs the pre-logits instead of the logits:
 
     u = W (r + eps_D) + b = mu + W eps_D,   eps_D ~ N(0, diag(d_D^2) + V_D V_D^T),
 
@@ -23,7 +24,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from hetprobit.noise import LowRankNoise, NoiseStructure
+from .base import NoiseStructure, positive_scale
+from .low_rank import LowRankNoise
+from .registry import NoiseFamily, RawOutput, register_noise_family
 
 __all__ = ["HetXLNoise"]
 
@@ -35,12 +38,22 @@ class HetXLNoise(NoiseStructure):
         scale: d_D, shape `(..., D)`, strictly positive.
         factor: V_D, shape `(..., D, R)`, 1 <= R < D.
         projection: W, the shared `(K, D)` mean-layer weight.
+
+    Raises:
+        ValueError: `scale` / `factor` as in `LowRankNoise` over D dimensions (1 <= R < D,
+            naming in_features D), or `projection` not of shape `(K, D)`.
     """
 
     inner: LowRankNoise
     projection: Float[Array, "K D"]
 
     def __init__(self, scale, factor, projection):
+        scale, factor = jnp.asarray(scale), jnp.asarray(factor)
+        if scale.ndim >= 1 and factor.ndim >= 2 and not 1 <= factor.shape[-1] < scale.shape[-1]:
+            raise ValueError(
+                "rank R of the representation factor must satisfy 1 <= R < in_features "
+                f"D={scale.shape[-1]}, got R={factor.shape[-1]}"
+            )
         self.inner = LowRankNoise(scale, factor)
         projection = jnp.asarray(projection)
         D = self.inner.num_classes
@@ -98,3 +111,23 @@ class HetXLNoise(NoiseStructure):
     def matvec(self, x):
         W = self.projection
         return jnp.einsum("kd,...d->...k", W, self.inner.matvec(jnp.einsum("kd,...k->...d", W, x)))
+
+
+def _build(raw, *, num_classes, min_scale):
+    return HetXLNoise(positive_scale(raw["scale"], min_scale), raw["factor"], raw["projection"])
+
+
+register_noise_family(
+    NoiseFamily(
+        name="hetxl",
+        structure=HetXLNoise,
+        outputs=(
+            RawOutput("scale", lambda K, R, D: (D,), init="scale"),
+            RawOutput("factor", lambda K, R, D: (D, R), init="small"),
+            RawOutput("projection", lambda K, R, D: (K, D), kind="mean_weight", init="none"),
+        ),
+        build=_build,
+        rank_bound="in_features",
+        description="noise on the D-dim representation, projected by the mean weight (HET-XL)",
+    )
+)
