@@ -27,7 +27,8 @@ from jaxtyping import PRNGKeyArray
 
 from hetprobit.validation import check_positive_int
 
-from .svi import FitResult, as_typed_key
+from .data import as_typed_key
+from .driver import FitResult
 
 __all__ = ["arviz", "to_arviz", "summarize", "plot_posterior", "plot_losses"]
 

@@ -1,11 +1,11 @@
-"""Temperature sweep: relaxation bias shrinks and gradient variance grows as tau -> 0."""
+"""Relaxation (tau) sweep: relaxation bias shrinks and gradient variance grows as tau -> 0."""
 
 import jax
 import numpy as np
 import pytest
 
 from hetprobit import LowRankNoise
-from inference import gradient_variance, relaxation_bias, temperature_sweep
+from inference import gradient_variance, relaxation_bias, relaxation_sweep
 from models import MLP, Classifier, HeteroscedasticHead, classifier_model
 from models.synthetic import make_synthetic_classification
 
@@ -36,7 +36,7 @@ def test_sweep_picks_by_validation_nll_and_reports_tradeoff(data):
         return classifier_model, None, {"net": Classifier(MLP(4, 6, width=12, key=k1), head)}
 
     noise = LowRankNoise(data.scale[200:], data.factor[200:])
-    sweep = temperature_sweep(
+    sweep = relaxation_sweep(
         make_problem,
         (data.x[:200], data.y[:200]),
         (data.x[200:], data.y[200:]),
