@@ -342,7 +342,7 @@ def run_training(
     step_losses, val_hist, epoch_s, train_s, val_s = trace
     E = len(step_losses)
     step_losses = np.asarray(step_losses).reshape(E, *np.shape(state.epoch), steps)
-    val_hist = np.asarray(val_hist).reshape(E, *np.shape(state.epoch))
+    val_hist = np.asarray(val_hist).reshape(len(val_hist), *np.shape(state.epoch))
     if batched:
         step_losses, val_hist = np.moveaxis(step_losses, 0, 1), np.moveaxis(val_hist, 0, 1)
     if validation is not None:
