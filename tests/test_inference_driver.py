@@ -99,10 +99,8 @@ def test_fit_reaches_known_accuracy_and_nll(problem, reference_fit):
     assert got["nll"] <= oracle["nll"] + 0.16
 
 
-def test_same_seed_same_result_other_seed_differs(problem, reference_fit):
-    again = _fit(problem)
-    assert _leaves_equal(again.params, reference_fit.params)
-    assert np.array_equal(again.losses, reference_fit.losses)
+def test_other_seed_differs(problem, reference_fit):
+    # (the same seed gives the same run bit for bit: the resume test below)
     other = _fit(problem, key=jax.random.key(4), num_epochs=2, validation=None)
     assert not np.allclose(other.losses[0], reference_fit.losses[0])
     assert other.best_epoch == 2 and other.val_history.shape == (0,)
@@ -111,7 +109,7 @@ def test_same_seed_same_result_other_seed_differs(problem, reference_fit):
 def test_resume_with_early_stopping_state_is_bit_exact(problem, reference_fit, tmp_path):
     path = tmp_path / "run" / "state.eqx"
     interrupted = _fit(problem, checkpoint_path=path, callback=lambda e, s, loss: e == 11)
-    assert interrupted.losses.shape == (11,)
+    assert np.array_equal(interrupted.losses, reference_fit.losses[:11])  # same key, same run
     state = load_checkpoint(path, interrupted.state)
     assert int(state.epoch) == 11
     resumed = _fit(problem, init_state=state)
