@@ -42,6 +42,9 @@ def default_optimizer(
 
     Returns:
         An `optax.GradientTransformation`.
+
+    Raises:
+        TypeError, ValueError: an argument outside its range (named with its value).
     """
     num_steps = check_positive_int("num_steps", num_steps)
     check_positive("learning_rate", learning_rate)
