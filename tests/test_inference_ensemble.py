@@ -1,4 +1,5 @@
-"""Deep Ensembles: vmapped training == each member alone; members differ; entropy split."""
+"""Deep Ensembles: vmapped training (with validation) == each member alone; bit-exact resume
+from a checkpoint; members differ; entropy split against a hand computation."""
 
 import jax
 import jax.numpy as jnp
@@ -6,31 +7,27 @@ import numpy as np
 import pytest
 
 from inference import (
+    Validation,
     ensemble_keys,
     ensemble_predict,
     entropy_decomposition,
     fit,
     fit_ensemble,
+    load_checkpoint,
 )
-from models import MLP, Classifier, HeteroscedasticHead, classifier_model
+from models import classifier_model
 from models.synthetic import make_synthetic_classification
 
 M, EPOCHS, BATCH = 3, 3, 40
 
 
-def make_net(key):
-    k1, k2 = jax.random.split(key)
-    return Classifier(
-        MLP(4, 6, width=12, depth=1, key=k1),
-        HeteroscedasticHead(6, 3, covariance="diagonal", num_train_samples=8, key=k2),
-    )
-
-
 @pytest.fixture(scope="module")
-def setup():
-    d = make_synthetic_classification(240, 3, num_pairs=1, key=jax.random.key(0))
-    data = (d.x[:200], d.y[:200])
-    ens = fit_ensemble(
+def make_net(make_classifier):
+    return lambda key: make_classifier(key, covariance="diagonal", num_train_samples=8)
+
+
+def _ensemble(data, val, make_net, **kwargs):
+    return fit_ensemble(
         classifier_model,
         None,
         data,
@@ -39,14 +36,24 @@ def setup():
         batch_size=BATCH,
         key=jax.random.key(11),
         member_kwargs=lambda k: {"net": make_net(k)},
+        validation=Validation(val),
         progress=False,
+        **kwargs,
     )
-    return d, data, ens
 
 
-def test_vmapped_members_equal_training_each_alone(setup):
-    d, data, ens = setup
+@pytest.fixture(scope="module")
+def setup(make_net):
+    d = make_synthetic_classification(240, 3, num_pairs=1, key=jax.random.key(0))
+    data, val = (d.x[:200], d.y[:200]), (d.x[200:], d.y[200:])
+    return d, data, val, _ensemble(data, val, make_net)
+
+
+def test_vmapped_members_equal_training_each_alone(setup, make_net):
+    d, data, val, ens = setup
     assert ens.losses.shape == (M, EPOCHS) and ens.step_losses.shape == (M, EPOCHS, 5)
+    assert ens.val_history.shape == (M, EPOCHS) and ens.best_epoch.shape == (M,)
+    np.testing.assert_array_equal(ens.best_epoch, np.argmin(ens.val_history, axis=1) + 1)
     init_keys, fit_keys = ensemble_keys(jax.random.key(11), M)
     for m in (0, M - 1):
         alone = fit(
@@ -57,16 +64,33 @@ def test_vmapped_members_equal_training_each_alone(setup):
             batch_size=BATCH,
             key=fit_keys[m],
             net=make_net(init_keys[m]),
+            validation=Validation(val),
             progress=False,
         )
         member = jax.tree.map(lambda x, m=m: x[m], ens.params)
         for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(member), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(alone.losses, ens.losses[m], rtol=1e-5)
+        np.testing.assert_allclose(alone.val_history, ens.val_history[m], rtol=1e-5)
+        assert alone.best_epoch == ens.best_epoch[m]
+
+
+def test_resume_from_checkpoint_is_bit_exact(setup, make_net, tmp_path):
+    d, data, val, ens = setup
+    path = tmp_path / "ensemble.eqx"
+    part = _ensemble(data, val, make_net, checkpoint_path=path, callback=lambda e, s, loss: e == 1)
+    assert part.losses.shape == (M, 1)
+    state = load_checkpoint(path, part.state)
+    resumed = _ensemble(data, val, make_net, init_state=state)
+    assert resumed.losses.shape == (M, EPOCHS - 1)
+    np.testing.assert_array_equal(resumed.losses, ens.losses[:, 1:])
+    np.testing.assert_array_equal(resumed.best_epoch, ens.best_epoch)
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(ens.params), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_members_differ(setup):
-    _, _, ens = setup
+    _, _, _, ens = setup
     w = ens.params["net$params"].head.mu.weight  # (M, K, D)
     for i in range(M):
         for j in range(i + 1, M):
@@ -75,7 +99,7 @@ def test_members_differ(setup):
 
 
 def test_ensemble_predict_averages_members(setup):
-    d, _, ens = setup
+    d, _, _, ens = setup
     pred = ensemble_predict(classifier_model, None, ens, d.x[200:], key=jax.random.key(2))
     assert pred.member_log_probs.shape == (M, 40, 3) and pred.log_probs.shape == (40, 3)
     np.testing.assert_allclose(
@@ -116,7 +140,7 @@ def test_entropy_decomposition_against_hand_computation():
     np.testing.assert_allclose(ml.expected_entropy, [hb(0.5) + hb(0.9)], rtol=1e-5)
 
 
-def test_fit_ensemble_rejects_conflicting_kwargs():
+def test_fit_ensemble_rejects_conflicting_kwargs(make_net):
     d = make_synthetic_classification(40, 3, num_pairs=1, key=jax.random.key(0))
     with pytest.raises(ValueError, match="member_kwargs"):
         fit_ensemble(
