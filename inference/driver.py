@@ -187,16 +187,17 @@ def _check_validation(validation, model_kwargs) -> Validation | None:
     return validation._replace(data=val_data)
 
 
-def _raise_nonfinite(what: str, epoch: int, step: np.ndarray | None, steps: int, values):
+def _raise_nonfinite(what: str, epoch: int, first_step, steps: int, values):
     """Raise naming the epoch, the step and (ensembles) the members with a NaN / inf."""
-    members = np.flatnonzero(~np.isfinite(np.atleast_1d(values)).reshape(-1))
     where = f"epoch {epoch}"
-    if step is not None:
-        first = np.atleast_1d(step)
-        members = np.flatnonzero(first >= 0)
-        where += f", step {int(first[members[0]]) + 1} of {steps}"
-    if np.ndim(values) and np.size(values) > 1:
-        where += f", member(s) {members.tolist()}"
+    if first_step is not None:
+        first = np.atleast_1d(first_step)
+        bad = np.flatnonzero(first >= 0)
+        where += f", step {int(first[bad[0]]) + 1} of {steps}"
+    else:
+        bad = np.flatnonzero(~np.isfinite(np.atleast_1d(values)))
+    if np.size(values) > 1:
+        where += f", member(s) {bad.tolist()}"
     raise FloatingPointError(
         f"non-finite {what} (NaN or inf) at {where}; the fit stopped (the last checkpoint, "
         "if any, is the previous epoch). Check the learning rate and the model."
@@ -222,60 +223,55 @@ def run_training(
     member_kwargs: dict | None = None,
     desc: str = "fit",
 ) -> FitResult:
-    """The driver of `fit` (`keys` a key) and `fit_ensemble` (`keys` `(M,)`, vmapped).
+    """The driver of `fit` (`keys` one key) and `fit_ensemble` (`keys` `(M,)`, vmapped).
 
-    `member_kwargs` (ensembles): model kwargs with a leading member axis on their arrays.
+    `member_kwargs` (ensembles): model kwargs whose arrays carry a leading member axis.
+    Arguments otherwise as in `fit`; raises as `fit` does.
     """
-    data, N = validate_data("data", data, model_kwargs={**model_kwargs, **(member_kwargs or {})})
+    all_kwargs = {**model_kwargs, **(member_kwargs or {})}
+    data, N = validate_data("data", data, model_kwargs=all_kwargs)
     parallel = data_parallel(devices)
     num_epochs, batch_size = _check_sizes(num_epochs, batch_size, N, parallel)
-    validation = _check_validation(validation, {**model_kwargs, **(member_kwargs or {})})
+    validation = _check_validation(validation, all_kwargs)
     steps = N // batch_size
     svi = build_svi(model, guide, optimizer or default_optimizer(num_epochs * steps))
     batched = member_kwargs is not None
     m_dyn, m_static = eqx.partition(member_kwargs or {}, eqx.is_array)
     s_dyn, s_static = eqx.partition(model_kwargs, eqx.is_array)
 
-    def kwargs(m, s):
+    def kw(m, s):
         return {**eqx.combine(m, m_static), **eqx.combine(s, s_static)}
 
-    def vmap(f, *axes):
+    def vmap(f, *axes):  # members: mapped over axis 0 of keys, state and member kwargs
         return jax.vmap(f, in_axes=axes) if batched else f
 
-    track = validation is not None
-    init_fn = vmap(
-        lambda k, d, m, s: init(
-            svi, d, key=k, batch_size=batch_size, model_kwargs=kwargs(m, s), track_best=track
-        ),
-        0,
-        None,
-        0,
-        None,
-    )
+    def init_one(k, d, m, s):
+        return init(
+            svi, d, key=k, batch_size=batch_size, model_kwargs=kw(m, s), track_best=bool(validation)
+        )
+
+    def epoch_one(st, d, m, s):
+        opts = dict(batch_size=batch_size, parallel=parallel, check_finite=False)
+        return run_epoch(svi, st, d, model_kwargs=kw(m, s), **opts)
+
+    init_fn = vmap(init_one, 0, None, 0, None)
     keys = jax.vmap(as_typed_key)(keys) if batched else as_typed_key(keys)
-    state = jax.jit(init_fn)(keys, data, m_dyn, s_dyn) if init_state is None else init_state
-    if init_state is not None:
-        if not isinstance(init_state, FitState):
-            raise TypeError(f"`init_state` must be a FitState, got {type(init_state).__name__}")
-        jax.eval_shape(init_fn, keys, data, m_dyn, s_dyn)  # sets svi.constrain_fn
+    like = jax.eval_shape(init_fn, keys, data, m_dyn, s_dyn)  # also sets svi.constrain_fn
+    if init_state is None:
+        state = jax.jit(init_fn)(keys, data, m_dyn, s_dyn)
+    elif not isinstance(init_state, FitState):
+        raise TypeError(f"`init_state` must be a FitState, got {type(init_state).__name__}")
+    elif jax.tree.structure(init_state) != jax.tree.structure(like):
+        raise ValueError(
+            "`init_state` does not match this fit (another model, or saved with(out) "
+            f"validation): {jax.tree.structure(init_state)} vs {jax.tree.structure(like)}"
+        )
+    else:
+        state = init_state
     if parallel is not None:
         state, data, m_dyn, s_dyn = parallel.replicate((state, data, m_dyn, s_dyn))
-    epoch_fn = vmap(
-        lambda st, d, m, s: run_epoch(
-            svi,
-            st,
-            d,
-            batch_size=batch_size,
-            model_kwargs=kwargs(m, s),
-            parallel=parallel,
-            check_finite=False,
-        ),
-        0,
-        None,
-        0,
-        None,
-    )
     t0 = time.perf_counter()
+    epoch_fn = vmap(epoch_one, 0, None, 0, None)
     compiled = jax.jit(epoch_fn).lower(state, data, m_dyn, s_dyn).compile()
     compile_s = time.perf_counter() - t0
     get_params = jax.jit(vmap(lambda st: svi.get_params(st.svi_state), 0))
@@ -283,51 +279,47 @@ def run_training(
     validate = None
     if validation is not None:
         patience = validation.patience
-        val_keys = vmap(lambda k: jax.random.fold_in(k, _VAL_KEY_SALT), 0)(keys)
-        record = jax.jit(
-            vmap(
-                lambda st, v, p: st._replace(
-                    stopping=update_early_stopping(st.stopping, v, p, st.epoch, patience=patience)
-                ),
-                0,
-                0,
-                0,
-            )
-        )
+
+        def record(st, v, p):
+            stopping = update_early_stopping(st.stopping, v, p, st.epoch, patience=patience)
+            return st._replace(stopping=stopping)
+
+        record = jax.jit(vmap(record, 0, 0, 0))
         if validation.metric is None:
+            val_keys = vmap(lambda k: jax.random.fold_in(k, _VAL_KEY_SALT), 0)(keys)
             loss = jax.jit(
                 vmap(
-                    lambda p, d, k, m, s: validation_loss(
-                        svi, p, d, key=k, model_kwargs=kwargs(m, s)
-                    ),
-                    0,
-                    None,
-                    0,
-                    0,
-                    None,
+                    lambda p, d, k, m, s: validation_loss(svi, p, d, key=k, model_kwargs=kw(m, s)),
+                    *(0, None, 0, 0, None),
                 )
             )
 
-            def metric_values(params):
+            def metric(params):
                 return np.asarray(loss(params, validation.data, val_keys, m_dyn, s_dyn))
 
         else:
 
-            def metric_values(params):
-                def one(i):
-                    pick = (lambda t: jax.tree.map(lambda x: x[i], t)) if batched else (lambda t: t)
-                    kw = kwargs(pick(m_dyn), s_dyn)
-                    return float(validation.metric(pick(params), *validation.data, **kw))
+            def metric(params):
+                def one(pick):
+                    args = (pick(params), *validation.data)
+                    return float(validation.metric(*args, **kw(pick(m_dyn), s_dyn)))
 
-                members = jax.tree.leaves(keys)[0].shape[0] if batched else None
-                return np.asarray([one(i) for i in range(members)] if batched else one(None))
+                if not batched:
+                    return np.asarray(one(lambda t: t))
+                num_members = jax.tree.leaves(keys)[0].shape[0]
+                return np.asarray(
+                    [
+                        one(lambda t, i=i: jax.tree.map(lambda x: x[i], t))
+                        for i in range(num_members)
+                    ]
+                )
 
         def validate(st):
             params = get_params(st)
-            values = metric_values(params)
+            values = metric(params)
             return record(st, jax.numpy.asarray(values, jax.numpy.float32), params), values
 
-    state, trace = _epochs(
+    state, (step_losses, val_hist, epoch_s, train_s, val_s) = _epochs(
         lambda st: compiled(st, data, m_dyn, s_dyn),
         state,
         num_epochs=num_epochs,
@@ -339,19 +331,16 @@ def run_training(
         callback=callback,
         checkpoint_path=checkpoint_path,
     )
-    step_losses, val_hist, epoch_s, train_s, val_s = trace
-    E = len(step_losses)
-    step_losses = np.asarray(step_losses).reshape(E, *np.shape(state.epoch), steps)
-    val_hist = np.asarray(val_hist).reshape(len(val_hist), *np.shape(state.epoch))
+    E, members = len(step_losses), np.shape(state.epoch)
+    step_losses = np.asarray(step_losses).reshape(E, *members, steps)
+    val_hist = np.asarray(val_hist).reshape(len(val_hist), *members)
     if batched:
         step_losses, val_hist = np.moveaxis(step_losses, 0, 1), np.moveaxis(val_hist, 0, 1)
     if validation is not None:
         params, best_epoch = state.stopping.best_params, np.asarray(state.stopping.best_epoch)
     else:
         params, best_epoch = get_params(state), np.asarray(state.epoch)
-    timing = FitTiming(
-        compile_s, train_s, np.asarray(epoch_s), (train_s - val_s) / max(1, E * steps)
-    )
+    step_s = (train_s - val_s) / max(1, E * steps)
     return FitResult(
         params=params,
         losses=step_losses.mean(axis=-1),
@@ -359,7 +348,7 @@ def run_training(
         val_history=val_hist,
         best_epoch=best_epoch if batched else int(best_epoch),
         state=state,
-        timing=timing,
+        timing=FitTiming(compile_s, train_s, np.asarray(epoch_s), step_s),
         svi=svi,
     )
 
