@@ -87,7 +87,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Fit and evaluate as `args` say; returns the report (config and test metrics)."""
+    """Fit and evaluate as `args` say; returns the report (config and test metrics).
+
+    Writes the report to `args.out` (creating its folders) when given.
+    """
     import jax
 
     from models import MLP, Classifier, HeteroscedasticHead, classifier_model

@@ -102,7 +102,11 @@ class EnsemblePrediction(NamedTuple):
 
 
 def ensemble_keys(key: PRNGKeyArray, num_members: int) -> tuple[Array, Array]:
-    """(init_keys, fit_keys), each `(M,)`: member m's network key and its `fit` key."""
+    """(init_keys, fit_keys), each `(M,)`: member m's network key and its `fit` key.
+
+    Raises:
+        TypeError, ValueError: `num_members` is not an integer >= 1; `key` is None.
+    """
     M = check_positive_int("num_members", num_members)
     keys = jax.random.split(as_typed_key(key), (M, 2))
     return keys[:, 0], keys[:, 1]
@@ -121,7 +125,15 @@ def _entropy(log_p, multilabel: bool):
 def entropy_decomposition(
     member_log_probs: Float[Array, "M N K"], *, multilabel: bool = False
 ) -> EnsemblePrediction:
-    """Average members' probabilities and split the entropy (module docstring)."""
+    """Average members' probabilities and split the entropy (module docstring).
+
+    Args:
+        member_log_probs: log p_m, `(M, ..., K)`.
+        multilabel: per-class Bernoulli entropies summed over classes.
+
+    Raises:
+        ValueError: `member_log_probs` has fewer than 2 dimensions.
+    """
     lp = jnp.asarray(member_log_probs)
     if lp.ndim < 2:
         raise ValueError(f"`member_log_probs` must be (M, ..., K), got shape {lp.shape}")
@@ -216,6 +228,9 @@ def ensemble_predict(
 
     Arguments as in `predict_log_probs`; member m uses `fold_in(key, m)`. All inputs are
     processed in one chunk per member.
+
+    Raises:
+        TypeError, ValueError: bad `inputs` or `num_posterior_samples` (as `predict_log_probs`).
     """
     inputs, _ = check_data("inputs", inputs if isinstance(inputs, tuple | list) else (inputs,))
     member_dyn, member_static = eqx.partition(result.member_kwargs, eqx.is_array)

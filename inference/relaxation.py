@@ -104,6 +104,9 @@ def relaxation_bias(
             differences between taus are not masked by Monte Carlo noise.
         num_samples: S of the tempered estimate (its MC error, ~ 1/sqrt(S), is a floor).
         reference_samples: S of the Monte Carlo reference used when K > 10.
+
+    Raises:
+        TypeError, ValueError: bad `mu` shape, a tau <= 0, non-positive sample counts.
     """
     mu = check_array("mu", mu, ndim=2)
     taus = _check_taus(taus)
@@ -147,6 +150,9 @@ def gradient_variance(
         num_keys: number of independent keys.
         num_data: N for the model's likelihood scaling (default: the batch size).
         **model_kwargs: as in `fit`.
+
+    Raises:
+        TypeError, ValueError: bad `batch`, `num_keys` < 2.
     """
     batch, B = check_data("batch", batch)
     n = check_positive_int("num_keys", num_keys, minimum=2)
@@ -195,6 +201,10 @@ def relaxation_sweep(
         num_grad_keys: keys for `gradient_variance` (on the first training minibatch).
         truth: optional (mu, noise) of the validation examples, for `relaxation_bias`.
         num_eval_samples: S of the validation predictive (None: the model's setting).
+
+    Raises:
+        TypeError, ValueError: an empty or non-positive `taus`, bad `data` / `val_data`
+            (`val_data` needs labels last), and whatever `fit` raises.
     """
     taus = _check_taus(taus)
     data, _ = check_data("data", data)

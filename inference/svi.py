@@ -150,6 +150,9 @@ def init(
 
     Returns:
         A `FitState` at epoch 0. As in `SVI.init`, this sets `svi.constrain_fn`.
+
+    Raises:
+        TypeError, ValueError: `data` is not a tuple of arrays with one leading size.
     """
     data, N = check_data("data", data)
     kwargs = model_call_kwargs(svi.model, model_kwargs or {}, N)

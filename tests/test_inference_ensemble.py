@@ -4,6 +4,8 @@ from a checkpoint; members differ; entropy split against a hand computation."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import optax
 import pytest
 
 from inference import (
@@ -153,5 +155,69 @@ def test_fit_ensemble_rejects_conflicting_kwargs(make_net):
             key=jax.random.key(0),
             member_kwargs=lambda k: {"net": make_net(k)},
             net=make_net(jax.random.key(0)),
+            progress=False,
+        )
+
+
+def _offset_model(x, *, offset, speed=1.0, num_data=None):
+    """Loss speed * w + 0 * log(w) (NaN once w < 0) plus 0 * offset (a member kwarg)."""
+    w = numpyro.param("w", jnp.ones(()))
+    numpyro.factor("f", -(speed * w + 0.0 * jnp.log(w)) - 0.0 * offset)
+
+
+def test_early_stopping_is_per_member():
+    """A member that runs out of patience is frozen at its best; the run goes on."""
+    init_keys, _ = ensemble_keys(jax.random.key(5), 2)
+    offsets = [float(jax.random.normal(k)) for k in init_keys]
+    script = {0: [3.0, 2.0, 2.5, 2.6, 2.7, 2.8], 1: [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]}
+    calls = {0: 0, 1: 0}
+
+    def metric(params, x, *, offset):
+        m = int(np.argmin(np.abs(np.asarray(offsets) - float(offset))))
+        calls[m] += 1
+        return script[m][calls[m] - 1]
+
+    ens = fit_ensemble(
+        _offset_model,
+        None,
+        (jnp.zeros((4, 1)),),
+        num_members=2,
+        num_epochs=6,
+        batch_size=4,
+        key=jax.random.key(5),
+        member_kwargs=lambda k: {"offset": jax.random.normal(k)},
+        optimizer=optax.sgd(0.01),
+        validation=Validation((jnp.zeros((2, 1)),), metric=metric, patience=2),
+        progress=False,
+    )
+    np.testing.assert_array_equal(ens.best_epoch, [2, 6])
+    np.testing.assert_array_equal(ens.state.stopping.num_bad_epochs, [2, 0])
+    assert ens.losses.shape == (2, 6) and calls == {0: 6, 1: 6}
+    # member 0 keeps the parameters of its epoch 2: w = 1 - 0.01 * 2
+    np.testing.assert_allclose(ens.params["w"], [0.98, 0.94], rtol=1e-6)
+
+
+def test_non_finite_loss_names_the_member():
+    # member speeds s_m = 1 + 2 u(init_key_m) with SGD(0.3): w_t = 1 - 0.3 s_m t, NaN from the
+    # first t with w_t < 0; 2 steps per epoch. Key 3: s = (1.017, 1.557), so member 1 is NaN
+    # first at global step 3 (epoch 2, step 2) and member 0 only at step 4 (epoch 3).
+    init_keys, _ = ensemble_keys(jax.random.key(3), 2)
+    speeds = [1.0 + 2.0 * float(jax.random.uniform(k)) for k in init_keys]
+    first = [int(np.floor(1 / (0.3 * s))) + 1 for s in speeds]
+    assert first == [4, 3]
+    with pytest.raises(FloatingPointError, match=r"epoch 2, step 2 of 2, member\(s\) \[1\]"):
+        fit_ensemble(
+            _offset_model,
+            None,
+            (jnp.zeros((4, 1)),),
+            num_members=2,
+            num_epochs=4,
+            batch_size=2,
+            key=jax.random.key(3),
+            member_kwargs=lambda k: {
+                "offset": jnp.zeros(()),
+                "speed": 1.0 + 2.0 * jax.random.uniform(k),
+            },
+            optimizer=optax.sgd(0.3),
             progress=False,
         )
