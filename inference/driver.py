@@ -278,47 +278,7 @@ def run_training(
 
     validate = None
     if validation is not None:
-        patience = validation.patience
-
-        def record(st, v, p):
-            stopping = update_early_stopping(st.stopping, v, p, st.epoch, patience=patience)
-            return st._replace(stopping=stopping)
-
-        record = jax.jit(vmap(record, 0, 0, 0))
-        if validation.metric is None:
-            val_keys = vmap(lambda k: jax.random.fold_in(k, _VAL_KEY_SALT), 0)(keys)
-            loss = jax.jit(
-                vmap(
-                    lambda p, d, k, m, s: validation_loss(svi, p, d, key=k, model_kwargs=kw(m, s)),
-                    *(0, None, 0, 0, None),
-                )
-            )
-
-            def metric(params):
-                return np.asarray(loss(params, validation.data, val_keys, m_dyn, s_dyn))
-
-        else:
-
-            def metric(params):
-                def one(pick):
-                    args = (pick(params), *validation.data)
-                    return float(validation.metric(*args, **kw(pick(m_dyn), s_dyn)))
-
-                if not batched:
-                    return np.asarray(one(lambda t: t))
-                num_members = jax.tree.leaves(keys)[0].shape[0]
-                return np.asarray(
-                    [
-                        one(lambda t, i=i: jax.tree.map(lambda x: x[i], t))
-                        for i in range(num_members)
-                    ]
-                )
-
-        def validate(st):
-            params = get_params(st)
-            values = metric(params)
-            return record(st, jax.numpy.asarray(values, jax.numpy.float32), params), values
-
+        validate = _validator(svi, validation, keys, (m_dyn, s_dyn), kw, vmap, get_params, batched)
     state, (step_losses, val_hist, epoch_s, train_s, val_s) = _epochs(
         lambda st: compiled(st, data, m_dyn, s_dyn),
         state,
@@ -351,6 +311,51 @@ def run_training(
         timing=FitTiming(compile_s, train_s, np.asarray(epoch_s), step_s),
         svi=svi,
     )
+
+
+def _validator(svi, validation, keys, dyn, kw, vmap, get_params, batched):
+    """`validate(state) -> (state, values)`: the metric at the current parameters, recorded
+    in the state's `EarlyStoppingState` (per member under `vmap`)."""
+    m_dyn, s_dyn = dyn
+    patience = validation.patience
+
+    def record(st, v, p):
+        stopping = update_early_stopping(st.stopping, v, p, st.epoch, patience=patience)
+        return st._replace(stopping=stopping)
+
+    record = jax.jit(vmap(record, 0, 0, 0))
+    if validation.metric is None:
+        val_keys = vmap(lambda k: jax.random.fold_in(k, _VAL_KEY_SALT), 0)(keys)
+        loss = jax.jit(
+            vmap(
+                lambda p, d, k, m, s: validation_loss(svi, p, d, key=k, model_kwargs=kw(m, s)),
+                *(0, None, 0, 0, None),
+            )
+        )
+
+        def metric(params):
+            return np.asarray(loss(params, validation.data, val_keys, m_dyn, s_dyn))
+
+    else:
+
+        def metric(params):
+            def one(pick):
+                args = (pick(params), *validation.data)
+                return float(validation.metric(*args, **kw(pick(m_dyn), s_dyn)))
+
+            if not batched:
+                return np.asarray(one(lambda t: t))
+            num_members = jax.tree.leaves(keys)[0].shape[0]
+            return np.asarray(
+                [one(lambda t, i=i: jax.tree.map(lambda x: x[i], t)) for i in range(num_members)]
+            )
+
+    def validate(st):
+        params = get_params(st)
+        values = metric(params)
+        return record(st, jax.numpy.asarray(values, jax.numpy.float32), params), values
+
+    return validate
 
 
 def _epochs(

@@ -238,6 +238,7 @@ def test_non_finite_loss_stops_naming_epoch_and_step(tmp_path):
             checkpoint_path=path,
             **kwargs,
         )
+    kwargs["progress"] = True  # the tqdm bar runs too
     ok = fit(_drifting_model, None, (jnp.zeros((4, 1)),), num_epochs=2, **kwargs)
     saved = load_checkpoint(path, ok.state)
     assert int(saved.epoch) == 2 and _leaves_equal(saved, ok.state)
