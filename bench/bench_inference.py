@@ -36,8 +36,14 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from jax import lax  # noqa: E402
 
-from inference import default_optimizer, fit, fit_ensemble  # noqa: E402
-from inference.svi import build_svi, init_state_jit, make_epoch, model_call_kwargs  # noqa: E402
+from inference import (  # noqa: E402
+    build_svi,
+    default_optimizer,
+    fit,
+    fit_ensemble,
+    init,
+    run_epoch,
+)
 from models import MLP, Classifier, HeteroscedasticHead, classifier_model  # noqa: E402
 from models.synthetic import make_synthetic_classification  # noqa: E402
 
@@ -68,10 +74,14 @@ def median_time(fn, state, repeats):
 def svi_epoch(net, data, cfg, opt, key):
     """`inference.fit`'s compiled epoch: returns (run(state) -> state, state0)."""
     svi = build_svi(classifier_model, None, opt)
-    kwargs = model_call_kwargs(classifier_model, {"net": net}, cfg["N"])
-    dyn, static = eqx.partition(kwargs, eqx.is_array)
-    state = init_state_jit(svi, static, cfg["B"])(key, data, dyn)
-    epoch = jax.jit(make_epoch(svi, num_data=cfg["N"], batch_size=cfg["B"], static_kwargs=static))
+    dyn, static = eqx.partition({"net": net}, eqx.is_array)
+    state = eqx.filter_jit(init)(svi, data, key=key, batch_size=cfg["B"], model_kwargs={"net": net})
+
+    @jax.jit
+    def epoch(s, data, dyn):
+        kw = eqx.combine(dyn, static)
+        return run_epoch(svi, s, data, batch_size=cfg["B"], model_kwargs=kw, check_finite=False)
+
     return (lambda s: epoch(s, data, dyn)[0]), state
 
 
@@ -146,7 +156,7 @@ def main():
         progress=False,
     )
     e2e_vmap = time.perf_counter() - t0
-    t_vmap_epoch = ens.train_s / cfg["epochs"]
+    t_vmap_epoch = ens.timing.train_s / cfg["epochs"]
     t_seq_epoch = M * t_svi * steps
     t0 = time.perf_counter()
     for m in range(M):

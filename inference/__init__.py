@@ -1,13 +1,17 @@
 """SVI fitting, ensembles, predictive summaries (depends on `hetprobit` and `models`).
 
-- `svi`: `fit` (JIT-compiled SVI, epochs under `lax.scan`, early stopping), `FitState`,
-  `FitResult`.
+- `svi`: the training loop as pure functions, `init` / `run_epoch` (SVI, one `lax.scan`
+  per epoch), `FitState`, `EarlyStoppingState`, `EpochInfo`, `update_early_stopping`.
+- `driver`: `fit`, the thin driver (validation and early stopping via `Validation`,
+  checkpoints, devices, progress), `FitResult`, `FitTiming`.
+- `data`: `validate_data` (the whole data set checked once, eagerly, before compiling).
 - `optim`: `default_optimizer` (AdamW, warm-up + cosine, global-norm clipping).
 - `checkpoint`: `save_checkpoint` / `load_checkpoint` (bit-exact resume).
 - `predictive`: `predict_log_probs`, `predict_probs`, `evaluate` (via `hetprobit.metrics`).
-- `ensemble`: `fit_ensemble` (members trained under vmap), `ensemble_predict`,
+- `ensemble`: `fit_ensemble` (the same loop under vmap), `ensemble_predict`,
   `entropy_decomposition` (total = aleatoric + epistemic).
-- `temperature`: `temperature_sweep`, `relaxation_bias`, `gradient_variance`.
+- `relaxation`: `relaxation_sweep` (over the relaxation temperature tau),
+  `relaxation_bias`, `gradient_variance`.
 - `arviz_export`: `to_arviz`, `summarize`, `plot_posterior`, `plot_losses`.
 - `cli`: the `hetprobit` command (digits study).
 - `sharding`: data-parallel placement used by `fit(..., devices=...)`; multi-host notes.
@@ -20,6 +24,13 @@ from .arviz_export import (
     to_arviz as to_arviz,
 )
 from .checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
+from .data import validate_data as validate_data
+from .driver import (
+    FitResult as FitResult,
+    FitTiming as FitTiming,
+    Validation as Validation,
+    fit as fit,
+)
 from .ensemble import (
     EnsemblePrediction as EnsemblePrediction,
     EnsembleResult as EnsembleResult,
@@ -34,21 +45,24 @@ from .predictive import (
     predict_log_probs as predict_log_probs,
     predict_probs as predict_probs,
 )
-from .sharding import DataParallel as DataParallel, data_parallel as data_parallel
-from .svi import (
-    FitResult as FitResult,
-    FitState as FitState,
-    FitTiming as FitTiming,
-    build_svi as build_svi,
-    empty_guide as empty_guide,
-    fit as fit,
-)
-from .temperature import (
+from .relaxation import (
     RelaxationBias as RelaxationBias,
-    TemperatureSweep as TemperatureSweep,
+    RelaxationSweep as RelaxationSweep,
     gradient_variance as gradient_variance,
     relaxation_bias as relaxation_bias,
-    temperature_sweep as temperature_sweep,
+    relaxation_sweep as relaxation_sweep,
+)
+from .sharding import DataParallel as DataParallel, data_parallel as data_parallel
+from .svi import (
+    EarlyStoppingState as EarlyStoppingState,
+    EpochInfo as EpochInfo,
+    FitState as FitState,
+    build_svi as build_svi,
+    empty_guide as empty_guide,
+    init as init,
+    run_epoch as run_epoch,
+    update_early_stopping as update_early_stopping,
+    validation_loss as validation_loss,
 )
 
 __all__ = [
@@ -56,12 +70,14 @@ __all__ = [
     "data_parallel",
     "DataParallel",
     "default_optimizer",
+    "EarlyStoppingState",
     "empty_guide",
     "ensemble_keys",
     "ensemble_predict",
     "EnsemblePrediction",
     "EnsembleResult",
     "entropy_decomposition",
+    "EpochInfo",
     "evaluate",
     "fit",
     "fit_ensemble",
@@ -69,16 +85,22 @@ __all__ = [
     "FitState",
     "FitTiming",
     "gradient_variance",
+    "init",
     "load_checkpoint",
     "plot_losses",
     "plot_posterior",
     "predict_log_probs",
     "predict_probs",
     "relaxation_bias",
+    "relaxation_sweep",
     "RelaxationBias",
+    "RelaxationSweep",
+    "run_epoch",
     "save_checkpoint",
     "summarize",
-    "temperature_sweep",
-    "TemperatureSweep",
     "to_arviz",
+    "update_early_stopping",
+    "Validation",
+    "validate_data",
+    "validation_loss",
 ]

@@ -27,7 +27,8 @@ from jaxtyping import PRNGKeyArray
 
 from hetprobit.validation import check_positive_int
 
-from .svi import FitResult, as_typed_key
+from .data import as_typed_key
+from .driver import FitResult
 
 __all__ = ["arviz", "to_arviz", "summarize", "plot_posterior", "plot_losses"]
 
@@ -75,6 +76,11 @@ def to_arviz(
 
     Returns:
         arviz data with a `posterior` group, variables `(chain, draw, *site_shape)`.
+
+    Raises:
+        TypeError: `guide` has no `sample_posterior`.
+        KeyError: a name of `var_names` is not a posterior site.
+        ValueError: a site name contains "/" (arviz refuses it).
     """
     if not hasattr(guide, "sample_posterior"):
         raise TypeError(f"`guide` must have sample_posterior, got {type(guide).__name__}")
@@ -110,7 +116,11 @@ def plot_posterior(
     kind: str = "forest",
     var_names: Sequence[str] | None = None,
 ) -> str:
-    """Save a forest (`kind="forest"`) or trace (`"trace"`) plot of `data` to a PNG."""
+    """Save a forest (`kind="forest"`) or trace (`"trace"`) plot of `data` to a PNG.
+
+    Raises:
+        ValueError: `kind` is neither "forest" nor "trace".
+    """
     if kind not in ("forest", "trace"):
         raise ValueError(f"`kind` must be 'forest' or 'trace', got {kind!r}")
     plt = _pyplot()
@@ -139,7 +149,11 @@ def plot_posterior(
 
 
 def plot_losses(result: FitResult, path: str | os.PathLike, *, log_scale: bool = False) -> str:
-    """Save the loss history (per step, and the per-epoch mean) to a PNG."""
+    """Save the loss history (per step, and the per-epoch mean) to a PNG.
+
+    Raises:
+        TypeError: `result` is not a `FitResult`.
+    """
     if not isinstance(result, FitResult):
         raise TypeError(f"`result` must be a FitResult, got {type(result).__name__}")
     plt = _pyplot()

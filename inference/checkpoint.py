@@ -46,7 +46,10 @@ def save_checkpoint(path: str | os.PathLike, state) -> None:
     """Write `state` (a `FitState` or any pytree of arrays) to `path`, atomically.
 
     The file is written next to `path` and renamed over it, so an interruption during the
-    write leaves the previous checkpoint intact.
+    write leaves the previous checkpoint intact. Missing parent folders are created.
+
+    Raises:
+        OSError: the write failed (the previous file at `path` stays intact).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +66,11 @@ def save_checkpoint(path: str | os.PathLike, state) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, like):
-    """Read a pytree saved by `save_checkpoint`; `like` gives its structure (module doc)."""
+    """Read a pytree saved by `save_checkpoint`; `like` gives its structure (module doc).
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
@@ -72,6 +79,8 @@ def load_checkpoint(path: str | os.PathLike, like):
     def rewrap(x, ref):
         if not _is_key(ref):
             return x
-        return jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref))
+        # an abstract `like` (jax.eval_shape) carries the implementation in its key dtype
+        impl = ref.dtype if isinstance(ref, jax.ShapeDtypeStruct) else jax.random.key_impl(ref)
+        return jax.random.wrap_key_data(x, impl=impl)
 
     return jax.tree.map(rewrap, raw, like)

@@ -1,4 +1,5 @@
-r"""Deep Ensembles (seed 002, §4.3): M members trained in parallel under `jax.vmap`.
+r"""Deep Ensembles (Lakshminarayanan, Pritzel & Blundell 2017, arXiv:1612.01474; used as a
+baseline by Collier et al. 2021, arXiv:2105.10305, §4.3): M members trained under `jax.vmap`.
 
 Member m has its own key: `init_keys, fit_keys = ensemble_keys(key, M)`. The member's
 network is built from `init_keys[m]` (`member_kwargs(init_keys[m])`, mapped over the keys
@@ -6,7 +7,14 @@ with `eqx.filter_vmap`, so the stacked networks come out of one program, as equi
 stacked layers) and the member is fitted with `key=fit_keys[m]`. Initialisation, the SVI
 step and the epoch (a `lax.scan` over minibatches) are the same pure functions as in `fit`,
 vmapped over the member axis: member m of `fit_ensemble` equals
-`fit(..., key=fit_keys[m], **member_kwargs(init_keys[m]))` up to float rounding.
+`fit(..., key=fit_keys[m], **member_kwargs(init_keys[m]))` up to float rounding
+(`fit_ensemble` calls the same driver, `driver.run_training`, with stacked keys).
+
+Validation and early stopping are per member: each member records its own validation
+metric, best epoch and best parameters (`EarlyStoppingState`, stacked); a member that has
+gone `patience` epochs without improving is frozen at its best (its counters stop, it keeps
+the best of its own early-stopped run, which equals `fit` of that member alone), and the
+vmapped run stops when every member has stopped. Checkpoints hold the stacked state.
 
 Prediction averages the members' probabilities, p̄ = (1/M) Σ_m p_m, and splits the total
 predictive entropy (Lakshminarayanan et al. 2017; Depeweg et al. 2018):
@@ -22,7 +30,7 @@ summed over classes.
 from __future__ import annotations
 
 import math
-import time
+import os
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -35,17 +43,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from hetprobit.validation import check_positive_int
 
-from .optim import default_optimizer
+from .data import as_typed_key, check_data
+from .driver import FitTiming, Validation, run_training
 from .predictive import log_probs_fn
-from .svi import (
-    FitState,
-    as_typed_key,
-    build_svi,
-    check_data,
-    init_state,
-    make_epoch,
-    model_call_kwargs,
-)
+from .svi import FitState
 
 __all__ = [
     "EnsembleResult",
@@ -58,27 +59,28 @@ __all__ = [
 
 
 class EnsembleResult(NamedTuple):
-    """Outcome of `fit_ensemble`; every array has a leading member axis M.
+    """Outcome of `fit_ensemble`: the fields of `FitResult` with a leading member axis M.
 
     Attributes:
-        params: stacked constrained parameters of the members.
-        losses: mean loss per epoch, `(M, E)`.
-        step_losses: `(M, E, steps_per_epoch)`.
-        state: stacked `FitState`.
-        member_kwargs: the stacked array part of the members' model kwargs (e.g. `net`),
-            with the shared static part; pass it back to `ensemble_predict`.
-        compile_s: compile time of the vmapped epoch; train_s: time running epochs.
+        params: stacked constrained parameters (each member's best epoch when validating).
+        losses: `(M, E)`; step_losses: `(M, E, steps_per_epoch)`; val_history: `(M, E)`.
+        best_epoch: `(M,)` 1-based epoch of each member's `params`.
+        state: stacked `FitState` (resume from it with `init_state=`).
+        timing: `FitTiming` of the vmapped program.
         svi: the shared `numpyro.infer.SVI`.
+        member_kwargs: the members' model kwargs (e.g. stacked `net`); pass it back to
+            `ensemble_predict`.
     """
 
     params: dict
     losses: np.ndarray
     step_losses: np.ndarray
+    val_history: np.ndarray
+    best_epoch: np.ndarray
     state: FitState
-    member_kwargs: dict
-    compile_s: float
-    train_s: float
+    timing: FitTiming
     svi: object
+    member_kwargs: dict
 
 
 class EnsemblePrediction(NamedTuple):
@@ -100,7 +102,11 @@ class EnsemblePrediction(NamedTuple):
 
 
 def ensemble_keys(key: PRNGKeyArray, num_members: int) -> tuple[Array, Array]:
-    """(init_keys, fit_keys), each `(M,)`: member m's network key and its `fit` key."""
+    """(init_keys, fit_keys), each `(M,)`: member m's network key and its `fit` key.
+
+    Raises:
+        TypeError, ValueError: `num_members` is not an integer >= 1; `key` is None.
+    """
     M = check_positive_int("num_members", num_members)
     keys = jax.random.split(as_typed_key(key), (M, 2))
     return keys[:, 0], keys[:, 1]
@@ -119,7 +125,15 @@ def _entropy(log_p, multilabel: bool):
 def entropy_decomposition(
     member_log_probs: Float[Array, "M N K"], *, multilabel: bool = False
 ) -> EnsemblePrediction:
-    """Average members' probabilities and split the entropy (module docstring)."""
+    """Average members' probabilities and split the entropy (module docstring).
+
+    Args:
+        member_log_probs: log p_m, `(M, ..., K)`.
+        multilabel: per-class Bernoulli entropies summed over classes.
+
+    Raises:
+        ValueError: `member_log_probs` has fewer than 2 dimensions.
+    """
     lp = jnp.asarray(member_log_probs)
     if lp.ndim < 2:
         raise ValueError(f"`member_log_probs` must be (M, ..., K), got shape {lp.shape}")
@@ -141,85 +155,60 @@ def fit_ensemble(
     key: PRNGKeyArray,
     member_kwargs: Callable[[PRNGKeyArray], dict] | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    validation: Validation | None = None,
+    init_state: FitState | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
+    callback: Callable[[int, FitState, np.ndarray], bool | None] | None = None,
     **model_kwargs,
 ) -> EnsembleResult:
     """Train `num_members` members in one vmapped program (module docstring).
 
     Args:
-        model, guide, data, num_epochs, batch_size, optimizer, progress, **model_kwargs:
-            as in `fit` (shared by all members).
+        model, guide, data, num_epochs, batch_size, optimizer, init_state, checkpoint_path,
+            devices, progress, **model_kwargs: as in `fit` (shared by all members; the
+            state is stacked over members; `devices`: each minibatch is split over them).
         num_members: M.
         key: PRNG key; member keys from `ensemble_keys(key, M)`.
         member_kwargs: `member_kwargs(init_key) -> dict` of per-member model kwargs, e.g.
             `lambda k: {"net": make_net(k)}`; mapped over the members' init keys.
+        validation: as in `fit`, per member (module docstring); a custom metric is called
+            once per member as `metric(params_m, *data, **member_m_kwargs)`.
+        callback: `callback(epoch, state, mean_losses (M,))`; return True to stop.
 
     Returns:
-        An `EnsembleResult` (no early stopping: every member runs `num_epochs`).
+        An `EnsembleResult`.
+
+    Raises:
+        TypeError, ValueError: as `fit`; a kwarg given both in `member_kwargs` and directly.
+        FloatingPointError: a member's loss became NaN / inf (epoch, step, member).
     """
-    data, N = check_data("data", data)
     M = check_positive_int("num_members", num_members)
-    num_epochs = check_positive_int("num_epochs", num_epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
-    if batch_size > N:
-        raise ValueError(f"`batch_size` ({batch_size}) must be <= the number of examples {N}")
-    steps = N // batch_size
-    svi = build_svi(model, guide, optimizer or default_optimizer(num_epochs * steps))
     init_keys, fit_keys = ensemble_keys(key, M)
     member = {} if member_kwargs is None else eqx.filter_vmap(member_kwargs)(init_keys)
     overlap = set(member) & set(model_kwargs)
     if overlap:
         raise ValueError(f"{sorted(overlap)} given both in `member_kwargs` and as model kwargs")
-    kwargs = model_call_kwargs(model, {**model_kwargs, **member}, N)
-    member_dyn, member_static = eqx.partition(
-        {k: v for k, v in kwargs.items() if k in member}, eqx.is_array
+    result = run_training(
+        model,
+        guide,
+        data,
+        keys=fit_keys,
+        num_epochs=num_epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        validation=validation,
+        init_state=init_state,
+        checkpoint_path=checkpoint_path,
+        devices=devices,
+        progress=progress,
+        callback=callback,
+        model_kwargs=model_kwargs,
+        member_kwargs=member,
+        desc=f"ensemble x{M}",
     )
-    shared_dyn, shared_static = eqx.partition(
-        {k: v for k, v in kwargs.items() if k not in member}, eqx.is_array
-    )
-    static = {**member_static, **shared_static}
-
-    def merge(m_dyn, s_dyn):
-        return {**m_dyn, **s_dyn}
-
-    def init_one(k, m_dyn, s_dyn):
-        return init_state(svi, k, data, merge(m_dyn, s_dyn), static, batch_size)
-
-    epoch = make_epoch(svi, num_data=N, batch_size=batch_size, static_kwargs=static)
-    init = jax.jit(jax.vmap(init_one, in_axes=(0, 0, None)))
-    run = jax.jit(
-        jax.vmap(lambda st, d, m, s: epoch(st, d, merge(m, s)), in_axes=(0, None, 0, None))
-    )
-    state = init(fit_keys, member_dyn, shared_dyn)
-    t0 = time.perf_counter()
-    compiled = run.lower(state, data, member_dyn, shared_dyn).compile()
-    compile_s = time.perf_counter() - t0
-
-    bar = range(num_epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(bar, desc=f"ensemble x{M}", unit="epoch")
-    step_losses = []
-    t0 = time.perf_counter()
-    for _ in bar:
-        state, ls = compiled(state, data, member_dyn, shared_dyn)
-        step_losses.append(np.asarray(ls))
-        if progress:
-            bar.set_postfix(loss=f"{float(step_losses[-1].mean()):.4g}")
-    train_s = time.perf_counter() - t0
-    step_losses = np.stack(step_losses, axis=1)  # (M, E, steps)
-    params = jax.vmap(svi.get_params)(state.svi_state)
-    return EnsembleResult(
-        params=params,
-        losses=step_losses.mean(axis=-1),
-        step_losses=step_losses,
-        state=state,
-        member_kwargs=eqx.combine(member_dyn, member_static),
-        compile_s=compile_s,
-        train_s=train_s,
-        svi=svi,
-    )
+    return EnsembleResult(*result, member_kwargs=member)
 
 
 def ensemble_predict(
@@ -239,6 +228,9 @@ def ensemble_predict(
 
     Arguments as in `predict_log_probs`; member m uses `fold_in(key, m)`. All inputs are
     processed in one chunk per member.
+
+    Raises:
+        TypeError, ValueError: bad `inputs` or `num_posterior_samples` (as `predict_log_probs`).
     """
     inputs, _ = check_data("inputs", inputs if isinstance(inputs, tuple | list) else (inputs,))
     member_dyn, member_static = eqx.partition(result.member_kwargs, eqx.is_array)

@@ -1,7 +1,8 @@
 r"""The default optimiser of `fit`: AdamW, warm-up + cosine schedule, global-norm clipping.
 
-As in seed 002, App. B (linear warm-up, weight decay, gradients clipped to L2 norm 1.0),
-with Adam instead of momentum SGD because the networks here are small:
+As in Collier et al. 2021, "Correlated input-dependent label noise in large-scale image
+classification", arXiv:2105.10305, App. B (linear warm-up, weight decay, gradients clipped
+to L2 norm 1.0), with Adam instead of momentum SGD because the networks here are small:
 
     lr(t) = peak * t / warmup                       for t < warmup
           = peak * (1 + cos(pi (t - warmup) / (T - warmup))) / 2 * (1 - a) + a * peak
@@ -41,6 +42,9 @@ def default_optimizer(
 
     Returns:
         An `optax.GradientTransformation`.
+
+    Raises:
+        TypeError, ValueError: an argument outside its range (named with its value).
     """
     num_steps = check_positive_int("num_steps", num_steps)
     check_positive("learning_rate", learning_rate)

@@ -58,7 +58,11 @@ class DataParallel(NamedTuple):
 
 
 def data_parallel(devices: Sequence[jax.Device] | None) -> DataParallel | None:
-    """A `DataParallel` over `devices`, or None for `devices=None` (plain one-device fit)."""
+    """A `DataParallel` over `devices`, or None for `devices=None` (plain one-device fit).
+
+    Raises:
+        TypeError: `devices` is empty or holds something other than `jax.Device`.
+    """
     if devices is None:
         return None
     devices = list(devices)

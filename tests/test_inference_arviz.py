@@ -5,18 +5,16 @@ import numpy as np
 import pytest
 from numpyro.infer.autoguide import AutoNormal
 
-from inference import fit, plot_losses, plot_posterior, summarize, to_arviz
-from models import MLP, Classifier, HeteroscedasticHead, classifier_model
+from inference import Validation, fit, plot_losses, plot_posterior, summarize, to_arviz
+from models import classifier_model
 from models.synthetic import make_synthetic_classification
 
 
 @pytest.fixture(scope="module")
-def fitted():
+def fitted(make_classifier):
     d = make_synthetic_classification(200, 3, num_pairs=1, key=jax.random.key(0))
-    k1, k2 = jax.random.split(jax.random.key(1))
-    net = Classifier(
-        MLP(4, 4, width=8, depth=1, key=k1),
-        HeteroscedasticHead(4, 3, covariance="diagonal", num_train_samples=8, key=k2),
+    net = make_classifier(
+        jax.random.key(1), hidden=4, width=8, covariance="diagonal", num_train_samples=8
     )
     guide = AutoNormal(classifier_model)
     res = fit(
@@ -29,7 +27,7 @@ def fitted():
         net=net,
         prior_scale=1.0,
         progress=False,
-        val_data=(d.x[:50], d.y[:50]),
+        validation=Validation((d.x[:50], d.y[:50])),
     )
     return guide, res
 

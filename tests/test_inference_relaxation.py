@@ -1,12 +1,12 @@
-"""Temperature sweep: relaxation bias shrinks and gradient variance grows as tau -> 0."""
+"""Relaxation (tau) sweep: relaxation bias shrinks and gradient variance grows as tau -> 0."""
 
 import jax
 import numpy as np
 import pytest
 
 from hetprobit import LowRankNoise
-from inference import gradient_variance, relaxation_bias, temperature_sweep
-from models import MLP, Classifier, HeteroscedasticHead, classifier_model
+from inference import gradient_variance, relaxation_bias, relaxation_sweep
+from models import classifier_model
 from models.synthetic import make_synthetic_classification
 
 
@@ -26,17 +26,15 @@ def test_relaxation_bias_decreases_with_tau(data):
     assert np.all(bias.max_abs >= bias.mean_abs)
 
 
-def test_sweep_picks_by_validation_nll_and_reports_tradeoff(data):
-    k1, k2 = jax.random.split(jax.random.key(1))
-
+def test_sweep_picks_by_validation_nll_and_reports_tradeoff(data, make_classifier):
     def make_problem(tau):
-        head = HeteroscedasticHead(
-            6, 3, rank=1, tau=tau, num_train_samples=16, num_eval_samples=128, key=k2
+        net = make_classifier(
+            jax.random.key(1), rank=1, tau=tau, num_train_samples=16, num_eval_samples=128
         )
-        return classifier_model, None, {"net": Classifier(MLP(4, 6, width=12, key=k1), head)}
+        return classifier_model, None, {"net": net}
 
     noise = LowRankNoise(data.scale[200:], data.factor[200:])
-    sweep = temperature_sweep(
+    sweep = relaxation_sweep(
         make_problem,
         (data.x[:200], data.y[:200]),
         (data.x[200:], data.y[200:]),

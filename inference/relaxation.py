@@ -1,11 +1,15 @@
-r"""Temperature sweep: the bias-variance trade-off of the tempered softmax (seed 000).
+r"""Relaxation sweep: the bias-variance trade-off of the relaxation temperature tau.
+
+The sweep is over the temperature tau of the tempered softmax that relaxes the probit's
+argmax (Collier et al. 2020, "Analysis of softmax approximation for deep classifiers under
+input-dependent label noise", arXiv:2003.06778) -- not post-hoc temperature scaling.
 
 The relaxed likelihood p_c ≈ (1/S) Σ_s softmax(u^(s)/tau)_c is biased for tau > 0
 (bias -> 0 as tau -> 0) while the variance of its gradient grows as tau -> 0. For a grid of
 tau this module
 
 - fits the model at every tau and picks the tau with the smallest validation NLL
-  (`temperature_sweep`);
+  (`relaxation_sweep`);
 - measures the relaxation bias against the exact probit probability
   (`relaxation_bias`: mean / max |p_tau - p_exact| over examples and classes, with
   `hetprobit.exact.exact_choice_probs` for K <= 10, and, above, a large-sample Monte Carlo
@@ -27,19 +31,20 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from hetprobit import multilabel_nll, negative_log_likelihood, tempered_softmax_log_probs
-from hetprobit.validation import check_array, check_positive, check_positive_int
 from hetprobit.exact import MAX_EXACT_CLASSES, exact_choice_probs
 from hetprobit.noise import NoiseStructure
+from hetprobit.validation import check_array, check_positive, check_positive_int
 
+from .data import as_typed_key, check_data, model_call_kwargs
+from .driver import FitResult, fit
 from .predictive import predict_log_probs
-from .svi import FitResult, as_typed_key, check_data, fit, model_call_kwargs
 
 __all__ = [
     "RelaxationBias",
-    "TemperatureSweep",
+    "RelaxationSweep",
     "relaxation_bias",
     "gradient_variance",
-    "temperature_sweep",
+    "relaxation_sweep",
 ]
 
 
@@ -51,8 +56,8 @@ class RelaxationBias(NamedTuple):
     max_abs: np.ndarray
 
 
-class TemperatureSweep(NamedTuple):
-    """Outcome of `temperature_sweep` (arrays over the grid, `(T,)`).
+class RelaxationSweep(NamedTuple):
+    """Outcome of `relaxation_sweep` (arrays over the grid, `(T,)`).
 
     Attributes:
         taus: the grid.
@@ -99,6 +104,9 @@ def relaxation_bias(
             differences between taus are not masked by Monte Carlo noise.
         num_samples: S of the tempered estimate (its MC error, ~ 1/sqrt(S), is a floor).
         reference_samples: S of the Monte Carlo reference used when K > 10.
+
+    Raises:
+        TypeError, ValueError: bad `mu` shape, a tau <= 0, non-positive sample counts.
     """
     mu = check_array("mu", mu, ndim=2)
     taus = _check_taus(taus)
@@ -142,6 +150,9 @@ def gradient_variance(
         num_keys: number of independent keys.
         num_data: N for the model's likelihood scaling (default: the batch size).
         **model_kwargs: as in `fit`.
+
+    Raises:
+        TypeError, ValueError: bad `batch`, `num_keys` < 2.
     """
     batch, B = check_data("batch", batch)
     n = check_positive_int("num_keys", num_keys, minimum=2)
@@ -162,7 +173,7 @@ def gradient_variance(
     return float(sum(jnp.sum(jnp.var(x, axis=0, ddof=1)) for x in jax.tree.leaves(g)))
 
 
-def temperature_sweep(
+def relaxation_sweep(
     make_problem: Callable[[float], tuple[object, object, dict]],
     data: Sequence[Array],
     val_data: Sequence[Array],
@@ -176,7 +187,7 @@ def temperature_sweep(
     truth: tuple[Array, NoiseStructure] | None = None,
     num_eval_samples: int | None = None,
     **fit_kwargs,
-) -> TemperatureSweep:
+) -> RelaxationSweep:
     """Fit at every tau, choose by validation NLL, report bias and gradient variance.
 
     Args:
@@ -190,6 +201,10 @@ def temperature_sweep(
         num_grad_keys: keys for `gradient_variance` (on the first training minibatch).
         truth: optional (mu, noise) of the validation examples, for `relaxation_bias`.
         num_eval_samples: S of the validation predictive (None: the model's setting).
+
+    Raises:
+        TypeError, ValueError: an empty or non-positive `taus`, bad `data` / `val_data`
+            (`val_data` needs labels last), and whatever `fit` raises.
     """
     taus = _check_taus(taus)
     data, _ = check_data("data", data)
@@ -240,6 +255,6 @@ def temperature_sweep(
     if truth is not None:
         bias = relaxation_bias(truth[0], truth[1], taus, key=k_bias)
     best = int(np.argmin(nlls))
-    return TemperatureSweep(
+    return RelaxationSweep(
         taus, np.asarray(nlls), float(taus[best]), best, np.asarray(gvars), bias, tuple(fits)
     )
