@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .validation import check_array, check_finite, check_positive
 from .noise import NoiseStructure
+from .validation import check_array, check_covariance, check_finite, check_positive
 
 __all__ = ["taylor_softmax_probs", "taylor_softmax_log_probs", "taylor_sigmoid_probs"]
 
@@ -35,8 +35,7 @@ def _variance_and_matvec(mu, cov):
         if cov.num_classes != K:
             raise ValueError(f"`cov` has K={cov.num_classes} classes, `mu` has K={K}")
         return cov.variance(), cov.matvec
-    cov = check_array("cov", cov, min_ndim=2)
-    check_finite("cov", cov)
+    cov = check_covariance("cov", cov)
     if cov.shape[-2:] != (K, K):
         raise ValueError(f"`cov` must have shape (..., {K}, {K}) to match `mu`, got {cov.shape}")
     return jnp.diagonal(cov, axis1=-2, axis2=-1), lambda x: jnp.einsum("...kj,...j->...k", cov, x)
