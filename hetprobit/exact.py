@@ -241,15 +241,20 @@ def _log_core(mu, cov, method, n_points, n_shifts):
         z = jnp.clip(z, -1e4, 1e4)
         return jnp.stack([log_ndtr(z), log_ndtr(-z)], axis=-1)
     b, S = _difference_problems(mu, cov)
-    log_est = sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts, log_space=True)
-    log_sov = logsumexp(log_est, axis=-1) - math.log(n_shifts)
     if method == "sov" or K > 4:
+        log_sov = _log_mean_exp_shifts(sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts))
         return log_sov - logsumexp(log_sov, axis=-1, keepdims=True)
     p = _choice_core(mu, cov, method, n_points, n_shifts, False)
     f64 = mu.dtype == jnp.float64
     thresh = (1e-10 if K == 3 else 1e-8) if f64 else 1e-4
     ok = p > thresh
-    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), log_sov)
+    # the log-space SOV estimate only for the tail problems (blocks without one are skipped)
+    log_est = sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts, needed=~ok)
+    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), _log_mean_exp_shifts(log_est))
+
+
+def _log_mean_exp_shifts(log_est):
+    return logsumexp(log_est, axis=-1) - math.log(log_est.shape[-1])
 
 
 def exact_indicator_probs(
