@@ -41,6 +41,7 @@ from .validation import (
     check_array,
     check_covariance,
     check_finite,
+    check_not_half,
     check_positive_int,
     is_concrete,
 )
@@ -72,7 +73,7 @@ def bivariate_normal_cdf(
 
 # ------------------------------------------------------------------ validation
 def _validate_cov(cov, K: int):
-    cov = check_covariance("cov", cov)
+    cov = check_covariance("cov", check_not_half("cov", cov))
     if cov.shape[-1] != K:
         raise ValueError(f"`cov` must have shape (..., {K}, {K}) to match `mu`, got {cov.shape}")
     if is_concrete(cov):
@@ -84,7 +85,7 @@ def _validate_cov(cov, K: int):
 
 
 def _validate(mu, cov, *, max_k: int | None = MAX_EXACT_CLASSES, min_k: int = 2, name="mu"):
-    mu = check_array(name, mu, min_ndim=1)
+    mu = check_array(name, check_not_half(name, mu), min_ndim=1)
     check_finite(name, mu)
     K = mu.shape[-1]
     if K < min_k:

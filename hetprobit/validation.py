@@ -29,6 +29,7 @@ __all__ = [
     "check_scores_and_labels",
     "check_covariance",
     "check_key",
+    "check_not_half",
     "PSD_JIT_MAX_DIM",
 ]
 
@@ -256,3 +257,23 @@ def check_key(name: str, key, *, allow_none: bool = False):
         f"`{name}` must be a JAX PRNG key such as jax.random.key(0), got "
         f"{type(key).__name__} {key!r:.60}"
     )
+
+
+def check_not_half(name: str, x):
+    """Raise a TypeError for half-precision (float16 / bfloat16) input; returns `x`.
+
+    The package computes in float32 or float64 only: the Monte Carlo log-mean-exp, the GHK
+    integrals and log Phi underflow or lose all accuracy in 10-bit mantissas, so half
+    precision is refused up front rather than failing deep inside `lax.scan` or returning
+    silently wrong numbers. Cast with `x.astype(jnp.float32)`.
+
+    Raises:
+        TypeError: `x` has dtype float16 or bfloat16.
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and jnp.dtype(dtype) in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
+        raise TypeError(
+            f"`{name}` has dtype {jnp.dtype(dtype).name}; half precision is not supported, "
+            f"cast it with `{name}.astype(jnp.float32)`"
+        )
+    return x

@@ -301,3 +301,17 @@ def test_log_probs_memory_within_2x_of_probs(K):
     t_log, t_p = temp(exact_choice_log_probs), temp(exact_choice_probs)
     assert t_log <= 2 * t_p, (t_log, t_p)
     assert t_p < 1e8, t_p  # the SOV path is evaluated in blocks: ~5 MB here, not 0.39 GB
+
+
+def test_half_precision_is_refused_naming_the_argument():
+    """Issue 9.9: float16 used to fail deep inside jax.scipy; now a TypeError names it."""
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        exact_choice_probs(np.zeros(3, np.float16), np.eye(3))
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        exact_choice_log_probs(jnp.zeros(4, jnp.bfloat16), np.eye(4))
+    with pytest.raises(TypeError, match=r"`cov`.*half precision"):
+        exact_choice_probs(np.zeros(3), np.eye(3, dtype=np.float16))
+    with pytest.raises(TypeError, match=r"`upper`.*half precision"):
+        mvn_cdf(np.zeros(2, np.float16), np.eye(2))
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        exact_indicator_log_probs(np.zeros(2, np.float16), np.eye(2))

@@ -93,3 +93,13 @@ def test_dense_cov_not_psd_raises():
         hp.taylor_softmax_probs(mu, cov, tau=1.0)
     with pytest.raises(Exception, match="cov.*semi-definite"):
         jax.block_until_ready(jax.jit(lambda c: hp.taylor_softmax_probs(mu, c))(cov))
+
+
+def test_half_precision_is_refused_naming_the_argument():
+    noise = hp.DiagonalNoise(jnp.ones(3))
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        hp.taylor_softmax_probs(jnp.zeros(3, jnp.float16), noise)
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        hp.taylor_sigmoid_probs(jnp.zeros(3, jnp.float16), noise)
+    with pytest.raises(TypeError, match=r"`cov`.*half precision"):
+        hp.taylor_softmax_probs(jnp.zeros(3), jnp.eye(3, dtype=jnp.float16))
