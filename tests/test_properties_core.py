@@ -4,7 +4,7 @@ likelihood) over the public likelihoods, the exact probit and the Taylor approxi
 Every output is finite and satisfies its invariants, or the call raises a ValueError /
 TypeError naming the argument. References: scipy.stats.norm (K = 2 closed form), the exact
 probit as the tau -> 0, S -> inf limit, softmax as the zero-noise limit of the Taylor
-approximation. Deterministic (derandomize=True) and small (max_examples <= 25)."""
+approximation. Deterministic (derandomize=True) and small (max_examples = 10)."""
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ from scipy.stats import norm
 import hetprobit as hp
 from hetprobit.exact import exact_choice_log_probs, exact_choice_probs
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=None)
+SETTINGS = settings(max_examples=10, deadline=None, derandomize=True, database=None)
 
 mu_scale = st.sampled_from([0.0, 1e-3, 1.0, 30.0, 1e4])
 noise_scale = st.sampled_from([1e-3, 1.0, 1e3])
@@ -97,8 +97,8 @@ def test_float32_resolution_example_from_the_sweep():
 
 @SETTINGS
 @given(
-    K=st.sampled_from([2, 3, 4, 5, 6]),
-    B=st.sampled_from([1, 4]),
+    K=st.sampled_from([2, 3, 4, 5]),
+    B=st.just(3),
     scale=mu_scale,
     nscale=noise_scale,
     x64=st.booleans(),
