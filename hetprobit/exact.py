@@ -21,6 +21,14 @@ Sigma_jk). Methods (``method="auto"``):
   path for any K.
 * K > 10: refused; use the Monte Carlo likelihood (`hetprobit.tempered_softmax_log_probs`).
 
+The SOV integrals run in blocks of problems under `lax.scan` (about 2^16 lattice evaluations
+at a time), so memory does not grow with the batch; for K = 3, 4 the log path evaluates the
+log-space SOV only in blocks that contain a tail problem.
+
+Every entry point checks `cov` with `hetprobit.validation.check_covariance`: symmetric and
+positive semi-definite up to rounding (ValueError naming its smallest eigenvalue; under jit,
+`eqx.error_if`). float16 / bfloat16 inputs raise a TypeError naming the argument.
+
 Multilabel: P(y_c = 1) = P(u_c > 0) = Phi(mu_c / sqrt(Sigma_cc)).
 Everything works under jit/grad/vmap, in float32 and float64 (accuracy figures: float64).
 """
@@ -185,6 +193,11 @@ def exact_choice_probs(
       `(..., K)` probabilities P(y = c) = P(Z_c <= A_c mu), Z_c ~ N(0, A_c cov A_c^T), which sum
       to 1 (K >= 3 results are renormalised; the change is within the stated error). With
       `return_error=True`, a tuple (probs, abs_error_estimate).
+
+    Raises:
+      ValueError: non-finite `mu` / `cov`, K outside [2, 10], `cov` not symmetric, not
+        positive semi-definite or with a non-positive diagonal, unbroadcastable batches.
+      TypeError: half-precision `mu` or `cov`, `mu` None.
     """
     _check_method(method, n_points, n_shifts)
     mu, cov = _validate(mu, cov)
