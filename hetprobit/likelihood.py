@@ -40,7 +40,9 @@ from .validation import (
     check_array,
     check_finite,
     check_indicator_labels,
+    check_key,
     check_labels,
+    check_not_half,
     check_positive,
     check_positive_int,
 )
@@ -64,7 +66,8 @@ def default_chunk_size(num_samples: int, batch_size: int, num_classes: int) -> i
 
 
 def _validate(mu, noise, tau, num_samples, chunk_size, sampler, key):
-    mu = check_array("mu", mu, min_ndim=1)
+    check_key("key", key, allow_none=True)
+    mu = check_array("mu", check_not_half("mu", mu), min_ndim=1)
     check_finite("mu", mu)
     if not isinstance(noise, NoiseStructure):
         raise TypeError(f"`noise` must be a hetprobit NoiseStructure, got {type(noise).__name__}")

@@ -378,3 +378,30 @@ def test_gradient_with_respect_to_a_learned_temperature_float64():
             mu, noise, key=jax.random.key(0), tau=t, num_samples=50, chunk_size=8
         )[:, 1].sum()
         check_grads(f, (jnp.asarray(0.4, jnp.float64),), order=1, modes=["rev"], atol=1e-6)
+
+
+# ------------------------------------------------------------- unclear-error cases (issue 9.9)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_mu_is_refused_naming_mu(dtype):
+    mu = jnp.zeros((2, 3), dtype)
+    noise = hp.DiagonalNoise(jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"`mu`.*half precision.*float32"):
+        hp.tempered_softmax_log_probs(mu, noise, key=jax.random.key(0), num_samples=4)
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        hp.tempered_sigmoid_log_likelihood(
+            mu, noise, jnp.ones((2, 3), jnp.int32), key=jax.random.key(0), num_samples=4
+        )
+
+
+@pytest.mark.parametrize("bad_key", [0, 7, np.int64(3), 1.5, "seed"])
+def test_plain_int_key_is_refused_naming_key(bad_key):
+    mu = jnp.zeros((2, 3))
+    noise = hp.DiagonalNoise(jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"`key`.*jax\.random\.key\(0\)"):
+        hp.tempered_softmax_log_likelihood(mu, noise, jnp.array([0, 1]), key=bad_key)
+    # both key flavours are accepted, also under jit
+    f = lambda k: hp.tempered_softmax_log_probs(mu, noise, key=k, num_samples=4)
+    assert np.all(np.isfinite(jax.jit(f)(jax.random.key(0))))
+    assert np.all(np.isfinite(f(jax.random.PRNGKey(0))))
