@@ -197,6 +197,10 @@ def _all_classes(m, d, num_nodes, class_chunk):
     return jnp.moveaxis(out, 0, -1)
 
 
+_observed_jit = jax.jit(_observed, static_argnums=(3,))
+_all_classes_jit = jax.jit(_all_classes, static_argnums=(2, 3))
+
+
 # ------------------------------------------------------------------ streaming over z_R
 def _conditional_means(params, z):
     """m = mu + V z_R for draws z `(*b, C, R)`, and d, both broadcast to `(*batch, C, K)`."""
@@ -223,7 +227,7 @@ def _draw_all(num_nodes, class_chunk):
 
     def fn(params, z, aux):
         m, d = _conditional_means(params, z)
-        return _all_classes(m, d, num_nodes, class_chunk)
+        return _all_classes_jit(m, d, num_nodes, class_chunk)
 
     return fn
 
@@ -287,7 +291,11 @@ def _streamed(
         raw_draws=True,
     )
     params = (mu_full, noise if noise_b is None else noise_b)
-    return _streamed_log_mean_exp(cfg, fn, params, aux, key)
+    return _streamed_jit(cfg, fn, params, aux, key)
+
+
+# compiled once per configuration (eager calls would otherwise retrace the scan every time)
+_streamed_jit = jax.jit(_streamed_log_mean_exp, static_argnums=(0, 1))
 
 
 def probit_log_likelihood(
@@ -297,7 +305,7 @@ def probit_log_likelihood(
     *,
     key: PRNGKeyArray | None = None,
     num_samples: int = 64,
-    num_nodes: int = 24,
+    num_nodes: int = 32,
     sampler: str = "qmc",
     chunk_size: int | None = None,
     share_draws: bool = False,
@@ -336,7 +344,7 @@ def probit_log_likelihood(
     if noise.rank == 0:
         K = mu.shape[-1]
         m, d = jnp.broadcast_to(mu, (*batch, K)), jnp.broadcast_to(noise.scale, (*batch, K))
-        return _observed(m, d, one_hot, num_nodes)
+        return _observed_jit(m, d, one_hot, num_nodes)
     fn = _draw_observed(num_nodes)
     return _streamed(
         mu,
@@ -360,7 +368,7 @@ def probit_log_probs(
     *,
     key: PRNGKeyArray | None = None,
     num_samples: int = 64,
-    num_nodes: int = 24,
+    num_nodes: int = 32,
     sampler: str = "qmc",
     chunk_size: int | None = None,
     class_chunk_size: int | None = None,
@@ -388,7 +396,7 @@ def probit_log_probs(
     class_chunk = class_chunk_size or max(1, CHUNK_ELEMENTS // max(1, B * K * num_nodes))
     if noise.rank == 0:
         m, d = jnp.broadcast_to(mu, (*batch, K)), jnp.broadcast_to(noise.scale, (*batch, K))
-        return _all_classes(m, d, num_nodes, class_chunk)
+        return _all_classes_jit(m, d, num_nodes, class_chunk)
     fn = _draw_all(num_nodes, min(class_chunk, K))
     return _streamed(
         mu,
@@ -411,7 +419,7 @@ def probit_quadrature_error(
     noise: NoiseStructure,
     labels: Int[Array, "..."] | None = None,
     *,
-    num_nodes: int = 24,
+    num_nodes: int = 32,
     **kwargs,
 ) -> Float[Array, "..."]:
     """Quadrature error estimate |L_n - L_2n| of the log-probabilities, elementwise.
