@@ -72,22 +72,45 @@ def error_vs_compute(R, keys=3):
 
     def record(name, setting, fn):
         fj = jax.jit(fn)
-        errs = [np.abs(np.exp(np.asarray(fj(jax.random.key(i)))) - exact).mean() for i in range(keys)]
-        rows.append(dict(method=name, setting=setting, error=float(np.mean(errs)), time_s=timed(fj, jax.random.key(0))))
+        errs = [
+            np.abs(np.exp(np.asarray(fj(jax.random.key(i)))) - exact).mean() for i in range(keys)
+        ]
+        rows.append(
+            dict(
+                method=name,
+                setting=setting,
+                error=float(np.mean(errs)),
+                time_s=timed(fj, jax.random.key(0)),
+            )
+        )
 
     samples = [1] if R == 0 else [64, 256, 1024, 4096]
     for n in (8, 16, 32):
         for S in samples:
-            record("probit", f"n={n} S_R={S}", lambda k, n=n, S=S: hp.probit_log_probs(mu, noise, key=k, num_nodes=n, num_samples=S))
+            record(
+                "probit",
+                f"n={n} S_R={S}",
+                lambda k, n=n, S=S: hp.probit_log_probs(
+                    mu, noise, key=k, num_nodes=n, num_samples=S
+                ),
+            )
     for sampler in ("mc", "antithetic", "qmc"):
         for tau in (0.05, 0.01):
             for S in (1_000, 10_000, 100_000):
-                record(f"tempered-{sampler}", f"tau={tau} S={S}", lambda k, s=sampler, t=tau, S=S: hp.tempered_softmax_log_probs(mu, noise, key=k, tau=t, num_samples=S, sampler=s))  # fmt: skip
+                record(
+                    f"tempered-{sampler}",
+                    f"tau={tau} S={S}",
+                    lambda k, s=sampler, t=tau, S=S: hp.tempered_softmax_log_probs(
+                        mu, noise, key=k, tau=t, num_samples=S, sampler=s
+                    ),
+                )
     return rows
 
 
 def time_to(rows, method_prefix, target=1e-4):
-    ok = [r["time_s"] for r in rows if r["method"].startswith(method_prefix) and r["error"] < target]
+    ok = [
+        r["time_s"] for r in rows if r["method"].startswith(method_prefix) and r["error"] < target
+    ]
     return min(ok) if ok else math.nan
 
 
@@ -100,12 +123,17 @@ def training(K, R, B, S_tempered=256, keys=8):
     noise = hp.LowRankNoise(scale, factor)
 
     def tempered(m, key):
-        ll = hp.tempered_softmax_log_likelihood(m, noise, labels, key=key, tau=0.1, num_samples=S_tempered)
+        ll = hp.tempered_softmax_log_likelihood(
+            m, noise, labels, key=key, tau=0.1, num_samples=S_tempered
+        )
         return -jnp.mean(ll)
 
     def probit(S):
         def loss(m, key):
-            return -jnp.mean(hp.probit_log_likelihood(m, noise, labels, key=key, num_samples=S, num_nodes=16))
+            return -jnp.mean(
+                hp.probit_log_likelihood(m, noise, labels, key=key, num_samples=S, num_nodes=16)
+            )
+
         return loss
 
     def grad_var(loss):
@@ -120,27 +148,51 @@ def training(K, R, B, S_tempered=256, keys=8):
     var_p = grad_var(probit(S_match))
     t_t = timed(jax.jit(jax.value_and_grad(tempered)), mu, jax.random.key(0))
     t_p = timed(jax.jit(jax.value_and_grad(probit(S_match))), mu, jax.random.key(0))
-    return dict(K=K, R=R, B=B, tempered_S=S_tempered, tempered_tau=0.1, tempered_grad_var=var_t, probit_S_R=S_match, probit_nodes=16, probit_grad_var=var_p, tempered_s=t_t, probit_s=t_p, speedup=t_t / t_p)  # fmt: skip
+    return dict(
+        K=K,
+        R=R,
+        B=B,
+        tempered_S=S_tempered,
+        tempered_tau=0.1,
+        tempered_grad_var=var_t,
+        probit_S_R=S_match,
+        probit_nodes=16,
+        probit_grad_var=var_p,
+        tempered_s=t_t,
+        probit_s=t_p,
+        speedup=t_t / t_p,
+    )
 
 
 def bias_variance(keys=8, S=256):
     rng = np.random.default_rng(7)
     B, K, R = 8, 5, 2
     mu = jnp.asarray(rng.normal(size=(B, K)))
-    noise = hp.LowRankNoise(jnp.asarray(np.exp(0.3 * rng.normal(size=(B, K)))), jnp.asarray(0.7 * rng.normal(size=(B, K, R))))  # fmt: skip
+    noise = hp.LowRankNoise(
+        jnp.asarray(np.exp(0.3 * rng.normal(size=(B, K)))),
+        jnp.asarray(0.7 * rng.normal(size=(B, K, R))),
+    )
     labels = jnp.asarray(rng.integers(0, K, size=B))
 
     def grads(loss):
         g = jax.jit(jax.grad(loss))
         return np.stack([np.asarray(g(mu, jax.random.key(i))) for i in range(keys)])
 
-    ref = grads(lambda m, k: hp.probit_log_likelihood(m, noise, labels, key=k, num_samples=4096).sum())[:2].mean(0)
+    ref = grads(
+        lambda m, k: hp.probit_log_likelihood(m, noise, labels, key=k, num_samples=4096).sum()
+    )[:2].mean(0)
     rows = []
     for tau in (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.0):
         if tau == 0.0:
-            gs = grads(lambda m, k: hp.probit_log_likelihood(m, noise, labels, key=k, num_samples=S).sum())
+            gs = grads(
+                lambda m, k: hp.probit_log_likelihood(m, noise, labels, key=k, num_samples=S).sum()
+            )
         else:
-            gs = grads(lambda m, k, t=tau: hp.tempered_softmax_log_likelihood(m, noise, labels, key=k, tau=t, num_samples=S).sum())  # fmt: skip
+            gs = grads(
+                lambda m, k, t=tau: hp.tempered_softmax_log_likelihood(
+                    m, noise, labels, key=k, tau=t, num_samples=S
+                ).sum()
+            )
         bias = float(np.linalg.norm(gs.mean(0) - ref) / np.linalg.norm(ref))
         var = float(gs.var(0, ddof=1).sum() / np.sum(ref**2))
         rows.append(dict(tau=tau, relative_bias=bias, relative_variance=var))
@@ -159,7 +211,11 @@ def main():
         with jax.enable_x64(True):
             rows = error_vs_compute(R)
         t_p, t_t = time_to(rows, "probit"), time_to(rows, "tempered")
-        result[f"error_vs_compute_R{R}"] = dict(rows=rows, probit_time_to_1e-4=t_p, tempered_time_to_1e-4=t_t)
+        result[f"error_vs_compute_R{R}"] = {
+            "rows": rows,
+            "probit_time_to_1e-4": t_p,
+            "tempered_time_to_1e-4": t_t,
+        }
         print(f"\n1. error vs compute, K=5, R={R} (float64, {platform}); mean |p - p_exact|")
         print(f"{'method':>18} {'setting':>18} {'error':>10} {'time s':>9}")
         for r in rows:
@@ -170,8 +226,10 @@ def main():
     tr = training(K, R, B)
     result["training"] = tr
     print(f"\n2. loss + gradient, low-rank noise K={K} R={R} B={B}, float32")
-    print(f"   tempered S=256 tau=0.1: {tr['tempered_s']:.4f} s, grad var {tr['tempered_grad_var']:.3e}")
-    print(f"   probit S_R={tr['probit_S_R']} n=16: {tr['probit_s']:.4f} s, grad var {tr['probit_grad_var']:.3e}")
+    t, v = tr["tempered_s"], tr["tempered_grad_var"]
+    print(f"   tempered S=256 tau=0.1: {t:.4f} s, grad var {v:.3e}")
+    t, v = tr["probit_s"], tr["probit_grad_var"]
+    print(f"   probit S_R={tr['probit_S_R']} n=16: {t:.4f} s, grad var {v:.3e}")
     print(f"   speedup (tempered / probit): {tr['speedup']:.2f}x; probit has no tau bias")
 
     with jax.enable_x64(True):
