@@ -1,5 +1,5 @@
-r"""The untempered heteroscedastic probit likelihood: Gauss-Hermite over the independent part,
-(quasi-)Monte Carlo over the factor draws.
+r"""The untempered heteroscedastic probit likelihood: mode-adapted Gauss quadrature over the
+independent part, (quasi-)Monte Carlo over the factor draws.
 
 For Sigma = diag(d^2) + V V^T (`DiagonalNoise`, `LowRankNoise`, `ParameterEfficientNoise`),
 conditional on the R factor draws z_R the utilities are independent N(m_j, d_j^2) with
@@ -10,26 +10,30 @@ m = mu + V z_R, so with e the standardised noise of class k
 
 No temperature and no relaxation bias. The inner integral is a smooth 1-D integral; the outer
 average is over R dimensions only, and its integrand is smooth in z_R, so randomised QMC
-(`sampler="qmc"`) converges faster than 1/sqrt(S). With R = 0 (diagonal noise) there are no
-draws and the answer is deterministic.
+(`sampler="qmc"`) converges faster than 1/sqrt(S) (measured RMSE ~ S^-0.9 at K=4, R=2). With
+R = 0 (diagonal noise) there are no draws and the answer is deterministic.
 
 Quadrature. The log integrand h(e) = log phi(e) + Σ_{j != k} log Phi(x_j),
 x_j = (m_k - m_j + d_k e)/d_j, is strictly concave (h'' <= -1). Its mass can sit far from 0
-(a class behind by 1e4 has its mass near e = 5e3) or be narrow (many close competitors), so
-the Gauss-Hermite nodes are moved: centre c = the mode of h (a few Newton steps, started at
-0), scale s = the wider of the two one-sided Gaussian widths of h around c (so the rule is
-exact for a Gaussian integrand and its weight never grows faster than the Gaussian it
-replaces; s <= 1 since h'' <= -1). With probabilists' nodes t_n and weights w_n (Σ w_n = 1)
+(a class behind by 1e4 has its mass near e = 5e3), be narrow (many close competitors) or be
+one-sided (a competitor with d_j << d_k cuts it off sharply), so the nodes follow it: c = the
+mode of h (Newton from 0), and on each side the reach T_± where h has fallen by 36 nats
+(Newton on the concave, monotone side; h'' <= -1 bounds T <= sqrt(72)). Each side gets a
+Gauss-Legendre rule with ceil(n/2) nodes e_i = c ± T_± x_i, x_i in [0, 1]:
 
-    log P(y = k | z_R) ≈ logsumexp_n [log w_n + log s + h(c + s t_n) - log phi(t_n)],
+    log P(y = k | z_R) ≈ logsumexp_i [log w_i + log T_± + h(e_i)],
 
-all in log space (`log_ndtr` with a derivative that stays finite for arguments down to -1e7,
-via the scaled complementary error function). c and s are held constant under
-differentiation (the rule is valid for any c, s; only its accuracy depends on them).
+all in log space (`log_ndtr`, with a derivative lambda(x) = phi(x)/Phi(x) computed through
+the scaled complementary error function, finite down to x = -1e7). c and T are held constant
+under differentiation (the rule is valid for any c, T; only its accuracy depends on them).
+A Gauss-Hermite rule centred at 0, or at the mode with the Laplace scale, was tried first and
+needed ~2x more nodes for the same error and missed one-sided integrands entirely.
 `probit_quadrature_error` compares n with 2n nodes so the node count can be chosen.
 
-A sharp step (d_k / d_j ~ 1e3) is the hardest case for a polynomial rule; the tests bound the
-error there against `scipy.integrate.quad`.
+Accuracy (float64, measured against `scipy.integrate.quad` and the exact probit): n = 32 gives
+~1e-6 to 1e-8 for d ratios up to ~5 and at |mu| = 1e4; n = 48 gives ~1e-8. The hard case is
+a competitor 1e6 times narrower than the class *inside* the bulk of the integrand (d ratio
+1e3 on both sides): error ~2e-4 at n = 32, which the 2n-node estimate flags.
 
 Costs per factor draw: O(B K n) for the observed class (`probit_log_likelihood`) and
 O(B K^2 n) for all classes (`probit_log_probs`, chunked over the class whose probability is
@@ -42,8 +46,9 @@ and S. Rogers, 2006, "Variational Bayesian multinomial probit regression with Ga
 priors", Neural Computation 18(8)); for the simulated-probability context see A. Genz, 1992,
 "Numerical computation of multivariate normal probabilities", J. Comput. Graph. Stat. 1(2), and
 V. Hajivassiliou, D. McFadden and P. Ruud, 1996, "Simulation of multivariate normal rectangle
-probabilities and their derivatives", J. Econometrics 72. Mode-centred Gauss-Hermite: Q. Liu
-and D. A. Pierce, 1994, "A note on Gauss-Hermite quadrature", Biometrika 81(3).
+probabilities and their derivatives", J. Econometrics 72. Mode-adapted quadrature in the
+spirit of Q. Liu and D. A. Pierce, 1994, "A note on Gauss-Hermite quadrature", Biometrika
+81(3).
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ __all__ = ["probit_log_likelihood", "probit_log_probs", "probit_quadrature_error
 
 _NEWTON_STEPS = 8
 _REACH_STEPS = 5
-_DROP = 36.0  # the rule covers h >= h(mode) - 40: the rest is below e^-40 of the mass
+_DROP = 36.0  # the rule covers h >= h(mode) - 36: the rest is below e^-36 of the mass
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _SUPPORTED = (DiagonalNoise, LowRankNoise, ParameterEfficientNoise)
 
@@ -322,7 +327,7 @@ def probit_log_likelihood(
         labels: observed classes, integers in [0, K), shape `mu.shape[:-1]`.
         key: PRNG key for the factor draws; may be None for `DiagonalNoise` (deterministic).
         num_samples: S, factor draws z_R (ignored for diagonal noise).
-        num_nodes: n, Gauss-Hermite nodes of the inner integral.
+        num_nodes: n, quadrature nodes of the inner integral (n/2 each side of the mode).
         sampler: "qmc" (default: randomised lattice, fast for this smooth integrand), "mc" or
             "antithetic" (see `hetprobit.sampling`).
         chunk_size: factor draws per streamed chunk (default: C B K n <= 2^21).
@@ -424,7 +429,7 @@ def probit_quadrature_error(
 ) -> Float[Array, "..."]:
     """Quadrature error estimate |L_n - L_2n| of the log-probabilities, elementwise.
 
-    Runs the estimator with n and 2n Gauss-Hermite nodes and the same factor draws (same
+    Runs the estimator with n and 2n quadrature nodes and the same factor draws (same
     `key`), so the Monte Carlo error cancels and what is left is the inner integral's error
     at n nodes (the 2n-node rule converges much faster). With `labels` it follows
     `probit_log_likelihood` (shape `(...)`), without it `probit_log_probs` (`(..., K)`).
