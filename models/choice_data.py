@@ -202,9 +202,7 @@ class ChoiceData:
         Z = np.zeros((N, 0)) if individual is None else np.asarray(individual, np.float64)
         if Z.ndim == 1:
             Z = Z[:, None]
-        avail = (
-            np.ones(X.shape[:2], bool) if available is None else np.asarray(available, bool)
-        )
+        avail = np.ones(X.shape[:2], bool) if available is None else np.asarray(available, bool)
         if avail.shape == X.shape[:2]:
             X = np.where(avail[..., None], X, 0.0)
         return cls(

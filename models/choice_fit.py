@@ -67,7 +67,9 @@ def _noise_start(model: ChoiceModel, perturbed: bool) -> np.ndarray:
 def _column_scale(layout, data: ChoiceData) -> np.ndarray:
     """1 / s.d. of each design column over available entries (1 for constants / zeros)."""
     with jax.enable_x64(True):
-        X = np.asarray(design_matrix(layout, jnp.asarray(data.attributes), jnp.asarray(data.individual)))
+        X = np.asarray(
+            design_matrix(layout, jnp.asarray(data.attributes), jnp.asarray(data.individual))
+        )
     sd = np.array([X[..., p][data.available].std() for p in range(X.shape[-1])])
     return np.where(sd > 1e-12, 1.0 / np.where(sd > 1e-12, sd, 1.0), 1.0)
 

@@ -59,6 +59,7 @@ COVARIANCES = ("iid", "heteroscedastic", "full", "factor")
 METHODS = ("exact", "tempered")
 JITTER = 1e-3  # s.d. added to every utility in the Monte Carlo representation of "full"
 MASK_SD = 40.0
+TAIL_POINTS, TAIL_SHIFTS = 127, 4  # lattice of the J = 3, 4 tail path (relative error ~1e-3)
 
 NORMALISATION = {
     "logit": "eps iid standard Gumbel (Var = pi^2/6); asc_base = 0",
@@ -305,7 +306,8 @@ class ChoiceModel:
     def _closed_form_log_likelihood(self, theta, arrays):
         """J = 3, 4: log of the closed-form probability (bivariate / trivariate normal CDF);
         only when some chooser's probability is below the core's switch point (1e-10 / 1e-8)
-        is the log-space lattice path evaluated (`lax.cond`), so tails are exact in log space
+        is the log-space lattice path evaluated (`lax.cond`; TAIL_POINTS x TAIL_SHIFTS lattice
+        points, relative error of the tail probability ~1e-3), so tails are right in log space
         and ordinary evaluations cost the closed form only."""
         V = self.utilities(theta, arrays.attributes, arrays.individual)
         cov = self.noise(theta)[1]
@@ -317,7 +319,7 @@ class ChoiceModel:
 
         def tail(_):
             lp = hetprobit.exact_choice_log_probs(
-                Vm, cov, n_points=self.n_points, n_shifts=self.n_shifts
+                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
             )
             return jnp.where(ok, fast, _pick(lp, arrays.chosen))
 

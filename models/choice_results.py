@@ -174,7 +174,11 @@ class ChoiceResults:
             self.table().to_string(float_format=lambda v: f"{v:.6g}"),
             "",
             f"log-likelihood: {self.log_likelihood:.4f}"
-            + (f" (+/- {self.log_likelihood_error:.1e})" if self.log_likelihood_error > 1e-8 else ""),
+            + (
+                f" (+/- {self.log_likelihood_error:.1e})"
+                if self.log_likelihood_error > 1e-8
+                else ""
+            ),
         ]
         if m.family == "probit" and m.method == "tempered":
             lines.append(f"tempered objective (maximised): {self.objective:.4f}")

@@ -293,9 +293,7 @@ def lr_test(restricted, full) -> LRTest:
         ValueError: different numbers of observations, or `full` without more parameters.
     """
     if restricted.num_obs != full.num_obs:
-        raise ValueError(
-            f"fits use different data: num_obs {restricted.num_obs} vs {full.num_obs}"
-        )
+        raise ValueError(f"fits use different data: num_obs {restricted.num_obs} vs {full.num_obs}")
     df = int(full.num_params - restricted.num_params)
     if df <= 0:
         raise ValueError(

@@ -40,7 +40,11 @@ def test_names_and_design_match_a_hand_built_matrix(data):
 
 
 def test_default_base_is_first_and_asc_can_be_dropped(data):
-    assert design_layout(ChoiceSpec(generic=("cost",)), data).names == ("asc_bus", "asc_air", "cost")
+    assert design_layout(ChoiceSpec(generic=("cost",)), data).names == (
+        "asc_bus",
+        "asc_air",
+        "cost",
+    )
     assert design_layout(ChoiceSpec(generic=("cost",), asc=False), data).names == ("cost",)
 
 
