@@ -168,7 +168,8 @@ class ChoiceResults:
         c = self.convergence
         lines = [
             f"Discrete choice: {label}",
-            f"alternatives: {', '.join(m.layout.alternatives)} (base {m.layout.alternatives[m.layout.base]})",
+            f"alternatives: {', '.join(m.layout.alternatives)} "
+            f"(base {m.layout.alternatives[m.layout.base]})",
             f"normalisation: {m.normalisation}",
             "",
             self.table().to_string(float_format=lambda v: f"{v:.6g}"),

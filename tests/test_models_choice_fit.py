@@ -85,8 +85,8 @@ def test_logit_reproduces_greene_and_statsmodels(data, logit):
     X = _design(data)
     endog = (np.arange(4)[None, :] == data.chosen[:, None]).astype(float).ravel()
     groups = np.repeat(np.arange(data.num_choosers), 4)
-    sm = ConditionalLogit(endog, X.reshape(-1, 6), groups=groups).fit(disp=0, method="bfgs",
-                                                                      maxiter=2000, gtol=1e-9)  # fmt: skip
+    model = ConditionalLogit(endog, X.reshape(-1, 6), groups=groups)
+    sm = model.fit(disp=0, method="bfgs", maxiter=2000, gtol=1e-9)
     np.testing.assert_allclose(logit.coef[NAMES].to_numpy(), sm.params, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(logit.std_err[NAMES].to_numpy(), sm.bse, rtol=1e-3)
 
