@@ -275,7 +275,9 @@ class ChoiceModel:
             return jax.nn.log_softmax(self._masked(V, arrays.available), axis=-1)
         noise, cov = self.noise(theta)
         Vm = self._masked(V, arrays.available, cov)
-        if self.method == "exact":
+        if self.method == "exact" and self.num_alternatives in (3, 4):
+            lp = self._closed_form_log_probs(Vm, cov, arrays.available)
+        elif self.method == "exact":
             lp = hetprobit.exact_choice_log_probs(
                 Vm, cov, n_points=self.n_points, n_shifts=self.n_shifts
             )
@@ -302,6 +304,21 @@ class ChoiceModel:
             return self._closed_form_log_likelihood(theta, arrays)
         lp = self.log_probs(theta, arrays)
         return _pick(lp, arrays.chosen)
+
+    def _closed_form_log_probs(self, Vm, cov, available):
+        """J = 3, 4, all alternatives: as `_closed_form_log_likelihood`."""
+        p = hetprobit.exact_choice_probs(Vm, cov)
+        thresh = 1e-10 if self.num_alternatives == 3 else 1e-8
+        big = p > thresh
+        fast = jnp.log(jnp.where(big, p, 1.0))  # unavailable entries are masked by the caller
+
+        def tail(_):
+            lp = hetprobit.exact_choice_log_probs(
+                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
+            )
+            return jnp.where(big, fast, lp)
+
+        return lax.cond(jnp.all(big | ~available), lambda _: fast, tail, None)
 
     def _closed_form_log_likelihood(self, theta, arrays):
         """J = 3, 4: log of the closed-form probability (bivariate / trivariate normal CDF);

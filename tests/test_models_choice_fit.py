@@ -242,3 +242,42 @@ def test_no_warnings_on_a_regular_fit(data):
         warnings.simplefilter("error")
         fit_choice(data, SPEC, family="logit")
     assert math.isfinite(fit_choice(data, SPEC).aic)
+
+
+@pytest.fixture(scope="module")
+def simulated_probit():
+    """J = 3, N = 1500 choosers from a probit with correlated, unequal noise."""
+    rng = np.random.default_rng(3)
+    N = 1500
+    X = rng.normal(size=(N, 3, 1))
+    cov = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 1.2], [0.0, 1.2, 1.5]])
+    eps = rng.normal(size=(N, 3)) @ np.linalg.cholesky(cov).T
+    V = 1.0 * X[..., 0] + np.array([0.0, 0.5, -0.3])
+    y = np.argmax(V + eps, axis=1).astype(np.int32)
+    data = ChoiceData.from_arrays(X, y, alternatives=("a", "b", "c"), attribute_names=("x",))
+    # Omega = Cov(eps_b - eps_a, eps_c - eps_a) = [[3, 1.2], [1.2, 2.5]]; scale Omega_00 = 1
+    omega = np.array([[3.0, 1.2], [1.2, 2.5]])
+    return data, omega
+
+
+@pytest.mark.slow
+def test_probit_nesting_and_covariance_recovery(simulated_probit):
+    data, omega = simulated_probit
+    spec = ChoiceSpec(base="a", generic=("x",))
+    fits = {
+        c: fit_choice(data, spec, family="probit", covariance=c)
+        for c in ("iid", "heteroscedastic", "factor", "full")
+    }
+    ll = {c: f.log_likelihood for c, f in fits.items()}
+    tol = 1e-6
+    assert ll["full"] >= ll["factor"] - tol and ll["full"] >= ll["heteroscedastic"] - tol
+    assert ll["factor"] >= ll["iid"] - tol and ll["heteroscedastic"] >= ll["iid"] - tol
+    full = fits["full"]
+    assert full.convergence.converged
+    # recovery (scale: Omega_00 = 1, so beta = 1 / sqrt(3), asc = (0.5, -0.3) / sqrt(3))
+    s = np.sqrt(omega[0, 0])
+    truth = np.array([0.5 / s, -0.3 / s, 1.0 / s])
+    z = (full.params[:3] - truth) / full.std_err.to_numpy()[:3]
+    assert np.all(np.abs(z) < 4.0), z
+    np.testing.assert_allclose(full.difference_covariance, omega / omega[0, 0], atol=0.35)
+    assert lr_test(fits["iid"], full).p_value < 0.05
