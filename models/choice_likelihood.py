@@ -343,6 +343,11 @@ class ChoiceModel:
         return lax.cond(jnp.all(ok), lambda _: fast, tail, None)
 
     @property
+    def score_mode(self) -> str:
+        """The tempered likelihood has a custom VJP: its scores need reverse mode."""
+        return "reverse" if self.family == "probit" and self.method == "tempered" else "forward"
+
+    @property
     def hessian_method(self) -> str:
         """How the engine computes the Hessian: the probit's is expensive to compile."""
         return "autodiff" if self.family == "logit" else "differences"

@@ -1,7 +1,9 @@
 r"""Maximum-likelihood estimation for deterministic likelihoods: BFGS, compiled once per shape.
 
 A *problem* is a hashable callable `problem(theta, data) -> (N,)` per-observation
-log-likelihoods (e.g. `choice_likelihood.ChoiceModel`), `data` a pytree of arrays. Then
+log-likelihoods (e.g. `choice_likelihood.ChoiceModel`), `data` a pytree of arrays; an optional
+attribute `score_mode = "reverse"` makes the per-observation scores use reverse mode (for
+likelihoods with a custom VJP). Then
 
     theta_hat = argmax_theta  l(theta) = sum_n l_n(theta)
 
@@ -123,7 +125,9 @@ def _solve(problem, u0, data, scale, *, max_steps, rtol, atol):
 def _scores(problem, theta, data):
     TRACE_COUNTS["scores"] += 1
     per_obs = lambda t: problem(t, data)  # noqa: E731
-    return per_obs(theta), jax.jacfwd(per_obs)(theta)
+    # forward mode (k JVPs) unless the problem says it only supports reverse mode
+    jac = jax.jacrev if getattr(problem, "score_mode", "forward") == "reverse" else jax.jacfwd
+    return per_obs(theta), jac(per_obs)(theta)
 
 
 @functools.partial(jax.jit, static_argnames=("problem",))
