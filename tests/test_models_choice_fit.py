@@ -261,6 +261,7 @@ def simulated_probit():
 
 
 @pytest.mark.slow
+@pytest.mark.skip(reason="not yet run to completion (4 probit compiles, ~10 min on 2 loaded cores)")
 def test_probit_nesting_and_covariance_recovery(simulated_probit):
     data, omega = simulated_probit
     spec = ChoiceSpec(base="a", generic=("x",))
