@@ -13,6 +13,8 @@
 - `relaxation`: `relaxation_sweep` (over the relaxation temperature tau),
   `relaxation_bias`, `gradient_variance`.
 - `arviz_export`: `to_arviz`, `summarize`, `plot_posterior`, `plot_losses`.
+- `choice_bayes`: `fit_choice_bayes` (Bayesian multinomial probit, NUTS on the exact
+  likelihood, LKJ prior), `ChoiceBayesResults` (arviz summary, `compare(ml_fit)`).
 - `cli`: the `hetprobit` command (digits study).
 - `sharding`: data-parallel placement used by `fit(..., devices=...)`; multi-host notes.
 """
@@ -24,6 +26,10 @@ from .arviz_export import (
     to_arviz as to_arviz,
 )
 from .checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
+from .choice_bayes import (
+    ChoiceBayesResults as ChoiceBayesResults,
+    fit_choice_bayes as fit_choice_bayes,
+)
 from .data import validate_data as validate_data
 from .driver import (
     FitResult as FitResult,
@@ -67,6 +73,7 @@ from .svi import (
 
 __all__ = [
     "build_svi",
+    "ChoiceBayesResults",
     "data_parallel",
     "DataParallel",
     "default_optimizer",
@@ -80,6 +87,7 @@ __all__ = [
     "EpochInfo",
     "evaluate",
     "fit",
+    "fit_choice_bayes",
     "fit_ensemble",
     "FitResult",
     "FitState",
