@@ -65,6 +65,7 @@ def test_quick_run_writes_files(tmp_path, capsys):
         ["--taus", "0.1,-1"],
         ["--taus", "x"],
         ["--mc-samples", "0"],
+        ["--draws", "0"],
     ],
 )
 def test_bad_options_exit_2(argv):

