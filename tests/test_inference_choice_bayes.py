@@ -14,7 +14,7 @@ import pytest
 
 from inference import ChoiceBayesResults, fit_choice_bayes
 from inference.choice_bayes import _full_raw
-from models import ChoiceData, ChoiceModel, ChoiceSpec
+from models import ChoiceData, ChoiceModel, ChoiceSpec, fit_choice
 from models.choice_spec import design_layout
 
 ASC = {"b": 0.5, "c": -0.3}
@@ -58,10 +58,14 @@ def test_full_raw_gives_omega_d_r_d():
 
 
 @pytest.fixture(scope="module")
-def posterior():
-    data = _simulate(400, 1)
+def sim():
+    return _simulate(400, 1)
+
+
+@pytest.fixture(scope="module")
+def posterior(sim):
     return fit_choice_bayes(
-        data, SPEC, key=jax.random.key(0), covariance="full",
+        sim, SPEC, key=jax.random.key(0), covariance="full",
         num_warmup=200, num_samples=200, num_chains=2,
     )  # fmt: skip
 
@@ -106,3 +110,21 @@ def test_bad_input_rejected_before_sampling():
         fit_choice_bayes(data.attributes, SPEC, key=key)
     with pytest.raises(TypeError, match="key"):
         fit_choice_bayes(data, SPEC, key=None)
+
+
+@pytest.mark.slow
+def test_posterior_agrees_with_maximum_likelihood(posterior, sim):
+    """Bernstein-von Mises (van der Vaart 1998, *Asymptotic Statistics*, §10.2): with N = 400
+    and a flat-ish prior (s.d. 10) the coefficients' posterior mean is near the ML estimate
+    (within 0.5 posterior s.d.) and the posterior s.d. near the Hessian standard error
+    (ratio in [0.7, 1.4]); `compare` lines the two up by name."""
+    ml = fit_choice(sim, SPEC, family="probit", covariance="full")
+    table = posterior.compare(ml)
+    assert list(table.index) == list(ml.names)
+    np.testing.assert_allclose(table.ml_estimate, ml.params)
+    coefs = table.loc[["asc_b", "asc_c", "x"]]
+    assert (coefs.difference_in_sd.abs() < 0.5).all(), coefs
+    ratio = coefs.posterior_sd / coefs.ml_std_err
+    assert ((ratio > 0.7) & (ratio < 1.4)).all(), coefs
+    with pytest.raises(ValueError, match="ml"):
+        posterior.compare(fit_choice(sim, SPEC, family="logit"))
