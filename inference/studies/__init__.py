@@ -11,8 +11,9 @@ Each study module has the command-line shape `NAME`, `HELP`, `add_arguments(pars
 the order of `hetprobit`'s subcommands.
 """
 
-from . import compare
+from . import bias, compare
 
-STUDIES = (compare,)
+# the subcommands of `hetprobit`, the first is the default (add `choice` here)
+STUDIES = (compare, bias)
 
-__all__ = ["STUDIES", "compare"]
+__all__ = ["STUDIES", "bias", "compare"]

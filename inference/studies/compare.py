@@ -44,6 +44,8 @@ __all__ = [
 NAME = "compare"
 HELP = "fit every method on digits with injected label noise; score on clean test labels"
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "probit")
+# --quick without --methods: the methods that share three fits (a smoke run)
+QUICK_METHODS = ("homoscedastic", "temp_scaled", "low_rank", "taylor", "ensemble_low_rank")
 N_BINS = 15
 
 METRIC_LEGEND = {
@@ -339,8 +341,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods",
         type=_method_list,
-        default=",".join(DEFAULT_METHODS),
-        help=f"comma-separated subset of: {', '.join(METHODS)}",
+        default=None,
+        help=f"comma-separated subset of: {', '.join(METHODS)} (default: all but probit; "
+        f"with --quick: {','.join(QUICK_METHODS)})",
     )
     parser.add_argument(
         "--noise-rate",
@@ -353,8 +356,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Checks needing several options; `parser.error` (exit 2) before any work."""
-    if isinstance(args.methods, str):
-        args.methods = _method_list(args.methods)
+    if args.methods is None:
+        args.methods = QUICK_METHODS if args.quick else DEFAULT_METHODS
     if args.members is not None and args.members < 1:
         parser.error(f"argument --members: must be > 0, got {args.members}")
 
@@ -364,7 +367,7 @@ def config_from_args(args: argparse.Namespace) -> FitConfig:
     base = FitConfig()
     if args.quick:
         base = base._replace(
-            epochs=4, train_samples=8, eval_samples=64, members=2, tau_grid=(0.3, 1.0)
+            epochs=3, train_samples=8, eval_samples=64, members=2, tau_grid=(0.3, 1.0)
         )
     if args.epochs is not None:
         base = base._replace(epochs=args.epochs)

@@ -156,7 +156,7 @@ def noisy_digits(*, seed: int, noise_rate: float, num_pairs: int = 3) -> NoisyDi
 class FitConfig(NamedTuple):
     """Sizes shared by every method (the CLI's `--quick` picks smaller ones)."""
 
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 3e-3
     width: int = 128
@@ -164,7 +164,7 @@ class FitConfig(NamedTuple):
     rank: int = 3
     train_samples: int = 32
     eval_samples: int = 512
-    patience: int = 8
+    patience: int = 5
     members: int = 4
     tau_grid: tuple[float, ...] = (0.1, 0.3, 1.0)
 
