@@ -31,13 +31,17 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import hetprobit as hp
 from hetprobit.exact import exact_choice_probs
 from hetprobit.noise import LowRankNoise
-from models import MLP, Classifier, HeteroscedasticHead, classifier_model
-from models import make_synthetic_classification
+from models import (
+    MLP,
+    Classifier,
+    HeteroscedasticHead,
+    classifier_model,
+    make_synthetic_classification,
+)
 
 from ..driver import fit
 from ..relaxation import gradient_variance, relaxation_bias
@@ -182,7 +186,9 @@ def _one_k(K, *, key, taus, grid, num_data, fit_epochs, num_grad_keys, batch_siz
                     "num_samples": int(S),
                     "bias": float(jnp.mean(err)),
                     "max_bias": float(jnp.max(err)),
-                    "grad_variance": grad_var(1.0, int(S), "probit") if probit_available() else None,
+                    "grad_variance": grad_var(1.0, int(S), "probit")
+                    if probit_available()
+                    else None,
                 }
             )
     return rows
@@ -274,7 +280,9 @@ def write_bias(results: BiasResults, out_dir) -> list[Path]:
         for S in sorted({r["num_samples"] for r in results.rows}):
             sel = [r for r in results.rows if r["num_classes"] == K and r["num_samples"] == S]
             temp = [r for r in sel if r["estimator"] == "tempered"]
-            line = ax_b.plot([r["tau"] for r in temp], [r["bias"] for r in temp], "o-", label=f"S={S}")
+            line = ax_b.plot(
+                [r["tau"] for r in temp], [r["bias"] for r in temp], "o-", label=f"S={S}"
+            )
             ax_g.plot([r["tau"] for r in temp], [r["grad_variance"] for r in temp], "o-")
             for r in sel:
                 if r["estimator"] == "probit":
@@ -301,7 +309,9 @@ def _float_list(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(t) for t in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
     if not values or min(values) <= 0:
         raise argparse.ArgumentTypeError(f"every tau must be > 0, got {text}")
     return values
@@ -311,7 +321,9 @@ def _int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(t) for t in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"every value must be >= 1, got {text}")
     return values
@@ -319,11 +331,21 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `hetprobit bias`."""
-    parser.add_argument("--taus", type=_float_list, default=None, help=f"default {DEFAULT_TAUS}; quick {QUICK_TAUS}")
     parser.add_argument(
-        "--samples", type=_int_list, default=None, help=f"S grid, default {DEFAULT_SAMPLES}; quick {QUICK_SAMPLES}"
+        "--taus",
+        type=_float_list,
+        default=None,
+        help=f"comma list; None: {DEFAULT_TAUS}, quick {QUICK_TAUS}",
     )
-    parser.add_argument("--classes", type=_int_list, default=(3, 5), help="K values, each in [2, 10]")
+    parser.add_argument(
+        "--samples",
+        type=_int_list,
+        default=None,
+        help=f"S grid, comma list; None: {DEFAULT_SAMPLES}, quick {QUICK_SAMPLES}",
+    )
+    parser.add_argument(
+        "--classes", type=_int_list, default=(3, 5), help="K values, comma list, each in [2, 10]"
+    )
 
 
 def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
