@@ -41,9 +41,7 @@ def test_bare_command_is_compare_quick_and_writes_the_documented_files(tmp_path,
     assert set(report["legend"]) == {"accuracy", "nll", "ece", "brier", "fit_s"}
     pairs = report["pairs"]
     assert pairs["method"] == "low_rank"
-    assert sorted(map(tuple, pairs["true_pairs"])) == sorted(
-        map(tuple, cfg["data"]["noisy_pairs"])
-    )
+    assert sorted(map(tuple, pairs["true_pairs"])) == sorted(map(tuple, cfg["data"]["noisy_pairs"]))
     for score in pairs["recovery"].values():
         assert 0.0 <= score <= 1.0
     printed = capsys.readouterr().out
@@ -77,7 +75,7 @@ def test_bias_quick_writes_rows_and_figure(tmp_path):
         (["bias", "--taus", "0.1,0"], "--taus: every tau must be > 0"),
         (["bias", "--samples", "16,x"], "--samples: expected comma-separated integers"),
         (["bias", "--classes", "3,12"], "--classes: each K must lie in [2, 10]"),
-        (["frobnicate"], "invalid choice"),
+        (["frobnicate"], "unrecognized arguments: frobnicate"),  # not a study: compare's
     ],
 )
 def test_bad_options_are_argparse_errors_before_any_work(argv, match, capsys):
@@ -97,7 +95,9 @@ def test_out_pointing_at_a_file_is_rejected(tmp_path, capsys):
 
 
 def test_real_command_exit_status_2_and_help_shows_defaults():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
 
     def command(*args):
         return subprocess.run(

@@ -52,8 +52,13 @@ def task():
     return noisy_digits(seed=0, noise_rate=0.3)
 
 
-def test_temperature_scaling_and_taylor_protocols(task):
-    cache, key = {}, jax.random.key(0)
+@pytest.fixture(scope="module")
+def cache():
+    return {}  # fits shared by the tests below (same task, config and key)
+
+
+def test_temperature_scaling_and_taylor_protocols(task, cache):
+    key = jax.random.key(0)
     homo = fit_method("homoscedastic", task, TINY, key=key, cache=cache)
     scaled = fit_method("temp_scaled", task, TINY, key=key, cache=cache)
     assert len(cache) == 1  # the temperature-scaled model reuses the homoscedastic fit
@@ -80,8 +85,8 @@ def test_temperature_scaling_and_taylor_protocols(task):
     np.testing.assert_allclose(np.exp(taylor.log_probs).sum(-1), 1.0, atol=1e-5)
 
 
-def test_run_compare_rows_and_report(task):
-    res = run_compare(seed=0, methods=("homoscedastic", "low_rank"), config=TINY)
+def test_run_compare_rows_and_report(task, cache):
+    res = run_compare(seed=0, methods=("homoscedastic", "low_rank"), config=TINY, cache=cache)
     assert isinstance(res, CompareResults)
     assert [r["method"] for r in res.to_rows()] == ["homoscedastic", "low_rank"]
     for row in res.rows:

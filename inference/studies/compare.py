@@ -158,6 +158,7 @@ def run_compare(
     config: FitConfig | None = None,
     progress: bool = False,
     skip_unavailable: bool = True,
+    cache: dict | None = None,
 ) -> CompareResults:
     """Fit `methods` on noisy digits and score them on the clean test labels.
 
@@ -170,6 +171,8 @@ def run_compare(
         progress: show a progress bar over the methods (and per fit).
         skip_unavailable: leave out a method whose implementation is missing (recorded in
             `unavailable`) instead of raising `MethodUnavailable`.
+        cache: a dict of fits shared with earlier calls of `fit_method` / `run_compare`
+            with the same seed and noise rate (fits are keyed by method settings and config).
 
     Raises:
         KeyError: an unknown method; ValueError: `noise_rate` outside [0, 0.5].
@@ -180,7 +183,8 @@ def run_compare(
     config = FitConfig() if config is None else config
     task = noisy_digits(seed=seed, noise_rate=noise_rate)
     key = jax.random.key(seed)
-    cache, rows, probs, unavailable, nets = {}, [], {}, {}, {}
+    cache = {} if cache is None else cache
+    rows, probs, unavailable, nets = [], {}, {}, {}
     from tqdm.auto import tqdm
 
     bar = tqdm(list(methods), desc="compare", disable=not progress)

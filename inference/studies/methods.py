@@ -253,7 +253,8 @@ def fit_method(
 
     `cache` (a dict) shares fits between methods that reuse one (homoscedastic and
     temp_scaled; low_rank and taylor; diagonal_tau1 and diagonal_tuned's tau = 1); a shared
-    fit's time is counted in each method that uses it.
+    fit's time is counted in each method that uses it. Entries are keyed by the method's
+    settings and `config`, so one cache serves one task and one `key`.
 
     Raises:
         KeyError: an unknown method name.
@@ -266,7 +267,7 @@ def fit_method(
     x_te = task.test[0]
 
     def single(cov, tau=1.0, **kw):
-        tag = (cov, float(tau), tuple(sorted(kw.items())))
+        tag = (cov, float(tau), tuple(sorted(kw.items())), config)
         if tag not in cache:
             net, res, secs = _fit_single(
                 task, config, cov, key=k_fit, tau=tau, progress=progress, **kw
