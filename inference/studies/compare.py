@@ -32,7 +32,7 @@ from .methods import (
     noisy_digits,
     probit_available,
 )
-from .outputs import format_table, pyplot, write_json
+from .outputs import format_table, plot_pairs, plot_reliability, pyplot, write_json
 
 __all__ = [
     "NAME",
@@ -267,18 +267,6 @@ def format_compare(results: CompareResults) -> str:
     return "\n".join(lines)
 
 
-def _reliability(ax, probs, labels, title):
-    import hetprobit as hp
-
-    diag = hp.reliability_diagram(probs, labels, n_bins=N_BINS)
-    edges = np.asarray(diag.edges)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    acc = np.nan_to_num(np.asarray(diag.accuracy))
-    ax.bar(centres, acc, width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy")
-    ax.plot([0, 1], [0, 1], "r--", lw=1, label="perfect")
-    ax.set(xlim=(0, 1), ylim=(0, 1), title=title, xlabel="confidence", ylabel="accuracy")
-
-
 def write_compare(results: CompareResults, out_dir) -> list[Path]:
     """Write results.json, reliability_<method>.png, reliability.png (all methods) and,
     with a covariance, pairs.png (learned centred correlation next to the injected
@@ -295,7 +283,7 @@ def write_compare(results: CompareResults, out_dir) -> list[Path]:
     rows = {r["method"]: r for r in results.rows}
     for name, probs in results.probs.items():
         fig, ax = plt.subplots(figsize=(4, 4))
-        _reliability(ax, probs, y, f"{name}: ECE {rows[name]['ece']:.3f}")
+        plot_reliability(ax, probs, y, N_BINS, f"{name}: ECE {rows[name]['ece']:.3f}")
         fig.tight_layout()
         paths.append(out / f"reliability_{name}.png")
         fig.savefig(paths[-1], dpi=80)
@@ -305,7 +293,7 @@ def write_compare(results: CompareResults, out_dir) -> list[Path]:
         cols = min(4, n)
         fig, axes = plt.subplots(-(-n // cols), cols, figsize=(3 * cols, 3 * -(-n // cols)))
         for ax, (name, probs) in zip(np.ravel(axes), results.probs.items(), strict=False):
-            _reliability(ax, probs, y, f"{name}\nECE {rows[name]['ece']:.3f}")
+            plot_reliability(ax, probs, y, N_BINS, f"{name}\nECE {rows[name]['ece']:.3f}")
         for ax in np.ravel(axes)[n:]:
             ax.axis("off")
         fig.tight_layout()
@@ -314,24 +302,7 @@ def write_compare(results: CompareResults, out_dir) -> list[Path]:
         plt.close(fig)
     if results.pairs is not None:
         p = results.pairs
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
-        corr = np.array(p.correlation, dtype=float)
-        np.fill_diagonal(corr, 0.0)
-        im = a1.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
-        a1.set(title=f"learned ({p.method}): centred correlation", xlabel="class", ylabel="class")
-        fig.colorbar(im, ax=a1, fraction=0.046)
-        trans = np.array(p.transition, dtype=float)
-        np.fill_diagonal(trans, 0.0)
-        im = a2.imshow(trans, cmap="Greys", vmin=0)
-        a2.set(title="injected: P(noisy = b | clean = a)", xlabel="b", ylabel="a")
-        fig.colorbar(im, ax=a2, fraction=0.046)
-        for ax in (a1, a2):
-            ax.set_xticks(range(corr.shape[0]))
-            ax.set_yticks(range(corr.shape[0]))
-        fig.tight_layout()
-        paths.append(out / "pairs.png")
-        fig.savefig(paths[-1], dpi=80)
-        plt.close(fig)
+        paths.append(plot_pairs(out / "pairs.png", p.correlation, p.transition, p.method))
     return paths
 
 

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["format_table", "json_ready", "pyplot", "write_json"]
+__all__ = [
+    "finite",
+    "format_table",
+    "json_ready",
+    "plot_pairs",
+    "plot_reliability",
+    "pyplot",
+    "write_json",
+]
 
 
 def json_ready(value):
@@ -84,3 +92,41 @@ def pyplot():
 def finite(values) -> bool:
     """True when every entry of `values` is a finite number."""
     return bool(np.all(np.isfinite(np.asarray(values, dtype=float))))
+
+
+def plot_reliability(ax, probs, labels, n_bins: int, title: str) -> None:
+    """Top-label reliability diagram (`hetprobit.reliability_diagram`, equal-width bins) on
+    `ax`: accuracy per confidence bin as bars, the diagonal as perfect calibration."""
+    import hetprobit as hp
+
+    diag = hp.reliability_diagram(probs, labels, n_bins=n_bins)
+    edges = np.asarray(diag.edges)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    acc = np.nan_to_num(np.asarray(diag.accuracy))
+    ax.bar(centres, acc, width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "r--", lw=1, label="perfect")
+    ax.set(xlim=(0, 1), ylim=(0, 1), title=title, xlabel="confidence", ylabel="accuracy")
+
+
+def plot_pairs(path: Path, correlation, transition, method: str) -> Path:
+    """Heatmaps side by side: a learned correlation matrix and the injected noise's
+    transition matrix (diagonals blanked); saved to `path`."""
+    plt = pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
+    corr = np.array(correlation, dtype=float)
+    np.fill_diagonal(corr, 0.0)
+    im = a1.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
+    a1.set(title=f"learned ({method}): centred correlation", xlabel="class", ylabel="class")
+    fig.colorbar(im, ax=a1, fraction=0.046)
+    trans = np.array(transition, dtype=float)
+    np.fill_diagonal(trans, 0.0)
+    im = a2.imshow(trans, cmap="Greys", vmin=0)
+    a2.set(title="injected: P(noisy = b | clean = a)", xlabel="b", ylabel="a")
+    fig.colorbar(im, ax=a2, fraction=0.046)
+    for ax in (a1, a2):
+        ax.set_xticks(range(corr.shape[0]))
+        ax.set_yticks(range(corr.shape[0]))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
