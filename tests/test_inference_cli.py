@@ -90,6 +90,17 @@ def test_bad_options_are_argparse_errors_before_any_work(argv, match, capsys):
     assert time.perf_counter() - t0 < 5  # nothing was fitted
 
 
+def test_unavailable_probit_method_is_rejected_before_work(capsys):
+    from inference.studies.methods import probit_available
+
+    if probit_available():
+        assert parse_args(["--methods", "probit"]).methods == ("probit",)
+        return
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--methods", "homoscedastic,probit"])
+    assert exc.value.code == 2 and "'probit'" in capsys.readouterr().err
+
+
 def test_out_pointing_at_a_file_is_rejected(tmp_path, capsys):
     path = tmp_path / "a_file"
     path.write_text("x")
