@@ -287,9 +287,10 @@ def write_bias(results: BiasResults, out_dir) -> list[Path]:
             for r in sel:
                 if r["estimator"] == "probit":
                     kw = dict(marker="*", ms=12, color=line[0].get_color())
-                    ax_b.plot([min(results.config["taus"]) / 2], [r["bias"]], **kw)
+                    x0 = [min(results.config["taus"]) / 2]  # tau = 0 drawn left of the grid
+                    ax_b.plot(x0, [r["bias"]], label=f"untempered, S={S}", **kw)
                     if r["grad_variance"] is not None:
-                        ax_g.plot([min(results.config["taus"]) / 2], [r["grad_variance"]], **kw)
+                        ax_g.plot(x0, [r["grad_variance"]], **kw)
         ax_b.set(xscale="log", yscale="log", xlabel="tau", ylabel="mean |p - p_exact|")
         ax_b.set_title(f"K = {K}: bias vs exact probit")
         ax_g.set(xscale="log", yscale="log", xlabel="tau", ylabel="gradient variance")
