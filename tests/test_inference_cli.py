@@ -50,7 +50,7 @@ def test_bare_command_is_compare_quick_and_writes_the_documented_files(tmp_path,
 
 def test_bias_quick_writes_rows_and_figure(tmp_path):
     out = tmp_path / "bias"
-    argv = ["bias", "--quick", "--no-progress", "--classes", "3", "--out", str(out)]
+    argv = ["bias", "--quick", "--no-progress", "--out", str(out)]  # quick: K = 3
     assert main(argv) == 0
     report = json.loads((out / "results.json").read_text())
     rows = report["rows"]
@@ -126,7 +126,7 @@ def test_real_command_exit_status_2_and_help_shows_defaults():
 
     bad = command("--noise-rate", "2")
     assert bad.returncode == 2 and "--noise-rate" in bad.stderr
-    for sub, expected in (("compare", "(default: 0.3)"), ("bias", "(default: (3, 5))")):
+    for sub, expected in (("compare", "(default: 0.3)"), ("bias", "None: (3, 5), quick (3,)")):
         helped = command(sub, "--help")
         assert helped.returncode == 0 and expected in " ".join(helped.stdout.split())
 
@@ -138,4 +138,6 @@ def test_defaults_and_method_lists():
     assert parse_args(["--quick"]).methods == QUICK_METHODS
     args = parse_args(["compare", "--methods", "low_rank, mbls", "--noise-rate", "0"])
     assert args.methods == ("low_rank", "mbls") and args.noise_rate == 0.0
-    assert parse_args(["bias", "--quick"]).taus == (0.1, 1.0)
+    quick = parse_args(["bias", "--quick"])
+    assert quick.taus == (0.1, 1.0) and quick.samples == (16,) and quick.classes == (3,)
+    assert parse_args(["bias"]).classes == (3, 5)

@@ -345,12 +345,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"S grid, comma list; None: {DEFAULT_SAMPLES}, quick {QUICK_SAMPLES}",
     )
     parser.add_argument(
-        "--classes", type=_int_list, default=(3, 5), help="K values, comma list, each in [2, 10]"
+        "--classes",
+        type=_int_list,
+        default=None,
+        help="K values, comma list, each in [2, 10]; None: (3, 5), quick (3,)",
     )
 
 
 def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Fill the grids (`--quick` picks the small ones) and check K; exit 2 on a bad value."""
+    if args.classes is None:
+        args.classes = (3,) if args.quick else (3, 5)
     bad = [k for k in args.classes if not 2 <= k <= 10]
     if bad:
         parser.error(f"argument --classes: each K must lie in [2, 10] (exact reference), got {bad}")
