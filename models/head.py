@@ -262,17 +262,9 @@ class HeteroscedasticHead(eqx.Module):
 
     def raw_outputs(self, r: Float[Array, "*batch D"]) -> dict[str, Array]:
         """The noise family's raw outputs by name (per-example ones `(*batch, *shape)`)."""
-        r = self._check_input(r)
-        layers, shared = self.noise_layers, self.noise_shared
-        return noise_outputs(
-            self.family,
-            layers,
-            shared,
-            self.mu.weight,
-            r,
-            num_classes=self.num_classes,
-            rank=self.rank,
-        )
+        params = (self.noise_layers, self.noise_shared, self.mu.weight)
+        r, K = self._check_input(r), self.num_classes
+        return noise_outputs(self.family, r, *params, num_classes=K, rank=self.rank)
 
     def noise_parameters(self, r: Float[Array, "*batch D"]) -> tuple[Array, NoiseStructure]:
         """mu `(*batch, K)` and the `NoiseStructure` of Sigma(r) (batch shape `*batch`).
@@ -317,17 +309,14 @@ class HeteroscedasticHead(eqx.Module):
             self.family.structure, self.rank, multilabel=self.multilabel
         )
 
-    def _require_key(self, key):
+    def _estimate(self, r, inference, num_samples, monte_carlo, key):
+        """(mu, noise) of r and the keyword arguments of the `Likelihood` methods."""
         if key is None and self.needs_key:
             raise ValueError(
                 f"HeteroscedasticHead(covariance={self.covariance_type!r}, "
                 f"likelihood={self.likelihood.name!r}) is a Monte Carlo estimate and needs a "
                 "PRNG key: call it with key=jax.random.key(...)"
             )
-
-    def _estimate(self, r, inference, num_samples, monte_carlo, key):
-        """(mu, noise) of r and the keyword arguments of the `Likelihood` methods."""
-        self._require_key(key)
         mu, noise = self.noise_parameters(r)
         mc = self.monte_carlo(inference, num_samples, monte_carlo)
         kwargs = dict(multilabel=self.multilabel, key=key, tau=self.tau, monte_carlo=mc)

@@ -106,10 +106,10 @@ def init_noise_outputs(
 
 def noise_outputs(
     family: NoiseFamily,
+    r: Array,
     layers: dict[str, eqx.nn.Linear],
     shared: dict[str, Array],
     mean_weight: Array,
-    r: Array,
     *,
     num_classes: int,
     rank: int,
