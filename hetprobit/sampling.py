@@ -23,6 +23,7 @@ Samplers:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -82,10 +83,22 @@ def _along(x: Array, axis: int, ndim: int) -> Array:
     return x.reshape((1,) * axis + (-1,) + (1,) * (ndim - axis - 1))
 
 
-def _hashed_bits(key: PRNGKeyArray, indices: Array, shape: tuple[int, ...], axis: int) -> Array:
+def _element_numbers(shape, full_shape, offset) -> Array:
+    """Row-major number of each coordinate of a `shape` block at `offset` in `full_shape`."""
+    if full_shape is None:
+        return jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    strides = np.cumprod((1,) + tuple(full_shape[:0:-1]))[::-1]
+    element = jnp.zeros(shape, jnp.uint32)
+    for i, (n, o, st) in enumerate(zip(shape, offset, strides, strict=True)):
+        pos = jnp.asarray(o, jnp.uint32) + jnp.arange(n, dtype=jnp.uint32)
+        element = element + _along(pos * jnp.uint32(st), i, len(shape))
+    return element
+
+
+def _hashed_bits(key, indices, shape, axis, full_shape=None, offset=None) -> Array:
     """Uniform uint32 bits for draw numbers `indices`, inserted at `axis` of `shape`."""
     seed = jax.random.bits(key, (2,), jnp.uint32)
-    element = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    element = _element_numbers(shape, full_shape, offset)
     element_hash = jnp.expand_dims(_lowbias32(element ^ seed[0]), axis)
     sample_hash = _lowbias32(indices.astype(jnp.uint32) * jnp.uint32(0x9E3779B9) ^ seed[1])
     sample_hash = _lowbias32(sample_hash + seed[0])
@@ -100,8 +113,10 @@ def standard_normal_draws(
     sampler: str = "mc",
     dtype=None,
     axis: int = 0,
+    full_shape: tuple[int, ...] | None = None,
+    offset: Sequence[int | Int[Array, ""]] | None = None,
 ) -> Array:
-    """Standard-normal draws number `indices` of a stream.
+    """Standard-normal draws number `indices` of a stream (or a block of their coordinates).
 
     Args:
         key: PRNG key of the stream; same key and index, same draw.
@@ -112,23 +127,48 @@ def standard_normal_draws(
         dtype: floating dtype (default: JAX's default float).
         axis: where the sample axis of length C goes, `0 <= axis < len(shape)`
             (e.g. `(C, B, D)` for 0, `(B, C, D)` for 1). The values do not depend on it.
+        full_shape, offset: produce only the block of shape `shape` starting at `offset`
+            (ints or traced int scalars, one per axis) of draws of shape `full_shape`:
+            equal to slicing the `full_shape` draws, without forming them (a device of a
+            class-sharded likelihood draws its own classes; `hetprobit.sharded`). QMC
+            forms the `full_shape` random shift (one draw's size), then slices it.
 
     Returns:
         Draws of shape `shape` with the sample axis inserted at `axis`.
+
+    Raises:
+        ValueError: a bad `axis` or `sampler`; `full_shape` / `offset` not both given or
+            not of the rank of `shape`.
     """
     dtype = jnp.dtype(dtype or jnp.result_type(float))
     if not 0 <= axis < len(shape):
         raise ValueError(f"`axis` must be in [0, {len(shape) - 1}], got {axis}")
+    if (full_shape is None) != (offset is None) or (
+        full_shape is not None and not len(full_shape) == len(offset) == len(shape)
+    ):
+        raise ValueError(
+            f"`full_shape` {full_shape} and `offset` {offset} must be given together, each "
+            f"with one entry per axis of `shape` {shape}"
+        )
     ndim = len(shape) + 1
+    block = (full_shape, offset)
     if sampler == "mc":
-        return _uint32_to_normal(_hashed_bits(key, indices, shape, axis), dtype)
+        return _uint32_to_normal(_hashed_bits(key, indices, shape, axis, *block), dtype)
     if sampler == "antithetic":
         sign = jnp.where(indices % 2 == 0, 1.0, -1.0).astype(dtype)
-        base = _uint32_to_normal(_hashed_bits(key, indices // 2, shape, axis), dtype)
+        base = _uint32_to_normal(_hashed_bits(key, indices // 2, shape, axis, *block), dtype)
         return _along(sign, axis, ndim) * base
     if sampler == "qmc":
-        alpha = jnp.asarray(kronecker_generator(shape[-1]))
-        shift = jnp.expand_dims(jax.random.bits(key, shape, jnp.uint32), axis)
+        if full_shape is None:
+            alpha = jnp.asarray(kronecker_generator(shape[-1]))
+            shift = jax.random.bits(key, shape, jnp.uint32)
+        else:
+            alpha = lax.dynamic_slice_in_dim(
+                jnp.asarray(kronecker_generator(full_shape[-1])), offset[-1], shape[-1]
+            )
+            full = jax.random.bits(key, tuple(full_shape), jnp.uint32)
+            shift = lax.dynamic_slice(full, tuple(offset), tuple(shape))
+        shift = jnp.expand_dims(shift, axis)
         s = _along(indices.astype(jnp.uint32), axis, ndim)
         bits = shift + s * alpha.reshape((1,) * (ndim - 1) + alpha.shape)
         return _uint32_to_normal(bits, dtype)
