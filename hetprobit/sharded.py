@@ -215,7 +215,9 @@ def _sharded(
     B, K = B_full // n_data, K_full // n_class
     if isinstance(noise, (ParameterEfficientNoise, LowRankNoise)) and not noise.rank < K:
         raise ValueError(f"rank R={noise.rank} must be below the K/{n_class}={K} local classes")
-    chunk = min(chunk_size or default_chunk_size(num_samples, B, K), num_samples)
+    # default: the one-device chunk, so a device's (B/data, C, K/class) block shrinks with
+    # the shards (pass a larger `chunk_size` to trade the memory for fewer scan steps)
+    chunk = min(chunk_size or default_chunk_size(num_samples, B_full, K_full), num_samples)
     cfg = dict(
         sizes=(B_full, B, K_full, K, n_class),
         sampler=sampler,
@@ -265,7 +267,8 @@ def class_sharded_log_likelihood(
         noise: one of `SHARDABLE_NOISE` over K classes, batch shape `(B,)` or `()`.
         labels: `(B,)` integers in [0, K).
         key, tau, num_samples, chunk_size, sampler, share_draws: as in the core estimator
-            (`chunk_size` counts samples per chunk on each device).
+            (`chunk_size`: samples per chunk; default the one-device default, so the
+            per-device chunk `(B/data, C, K/class)` shrinks as the shards grow).
         mesh: a `Mesh` with both axes (`class_mesh`).
 
     Returns:
