@@ -131,7 +131,8 @@ def standard_normal_draws(
             (ints or traced int scalars, one per axis) of draws of shape `full_shape`:
             equal to slicing the `full_shape` draws, without forming them (a device of a
             class-sharded likelihood draws its own classes; `hetprobit.sharded`). QMC
-            forms the `full_shape` random shift (one draw's size), then slices it.
+            forms the `full_shape` random shift (one draw's size), then gathers from it.
+            Coordinates of the block outside `full_shape` get arbitrary finite values.
 
     Returns:
         Draws of shape `shape` with the sample axis inserted at `axis`.
@@ -162,12 +163,12 @@ def standard_normal_draws(
         if full_shape is None:
             alpha = jnp.asarray(kronecker_generator(shape[-1]))
             shift = jax.random.bits(key, shape, jnp.uint32)
-        else:
-            alpha = lax.dynamic_slice_in_dim(
-                jnp.asarray(kronecker_generator(full_shape[-1])), offset[-1], shape[-1]
-            )
-            full = jax.random.bits(key, tuple(full_shape), jnp.uint32)
-            shift = lax.dynamic_slice(full, tuple(offset), tuple(shape))
+        else:  # gathers, not dynamic_slice: a block reaching past the edge is not moved
+            cols = jnp.asarray(offset[-1], jnp.int32) + jnp.arange(shape[-1])
+            alpha = jnp.take(jnp.asarray(kronecker_generator(full_shape[-1])), cols, mode="clip")
+            full = jax.random.bits(key, tuple(full_shape), jnp.uint32).reshape(-1)
+            element = _element_numbers(shape, full_shape, offset)
+            shift = jnp.take(full, element.astype(jnp.int32), mode="clip")
         shift = jnp.expand_dims(shift, axis)
         s = _along(indices.astype(jnp.uint32), axis, ndim)
         bits = shift + s * alpha.reshape((1,) * (ndim - 1) + alpha.shape)

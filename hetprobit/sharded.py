@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .likelihood import default_chunk_size
@@ -129,11 +129,31 @@ def _local_draws(noise, key, idx, b0, k0, cfg):
     return z
 
 
-def _global_lse(u, class_axis):
-    """log Σ_k exp(u_k) over the classes of all shards, `u` `(B, C, K_local)` -> `(B, C)`."""
-    m = lax.pmax(lax.stop_gradient(jnp.max(u, axis=-1)), class_axis)
-    total = lax.psum(jnp.sum(jnp.exp(u - m[..., None]), axis=-1), class_axis)
-    return m + jnp.log(total)
+def _global_lse(u, valid, class_axis):
+    """log Σ_k exp(u_k) over the real classes of all shards, `(B, C, K_local)` -> `(B, C)`
+    (`valid` `(K_local,)` masks the padding classes)."""
+    m = lax.pmax(lax.stop_gradient(jnp.max(jnp.where(valid, u, -jnp.inf), axis=-1)), class_axis)
+    terms = jnp.where(valid, jnp.exp(u - m[..., None]), 0.0)
+    return m + jnp.log(lax.psum(jnp.sum(terms, axis=-1), class_axis))
+
+
+def _pad_classes(mu, noise, K_pad):
+    """Pad the class axis of mu (zeros) and of the noise arrays (edge values) to K_pad."""
+    K = mu.shape[-1]
+    if K_pad == K:
+        return mu, noise
+    layout = _LAYOUT[type(noise)]
+
+    def pad(path, leaf):
+        class_at = layout[path[-1].name][1]
+        if class_at is None:
+            return leaf
+        widths = [(0, 0)] * leaf.ndim
+        widths[class_at] = (0, K_pad - K)
+        return jnp.pad(leaf, widths, mode="edge")
+
+    mu = jnp.pad(mu, ((0, 0), (0, K_pad - K)))
+    return mu, jax.tree_util.tree_map_with_path(pad, noise)
 
 
 def _stream(mu, noise, tau, aux, key, cfg):
@@ -148,7 +168,7 @@ def _stream(mu, noise, tau, aux, key, cfg):
         idx = chunk * C + jnp.arange(C)
         z = _local_draws(noise, key, idx, b0, k0, cfg)
         u = (mu[:, None, :] + noise.transform_draws(z)) / tau
-        lse = _global_lse(u, class_axis)
+        lse = _global_lse(u, (k0 + jnp.arange(K)) < cfg["num_classes"], class_axis)
         if observed:  # aux: labels (B,); the observed utility lives on one shard
             one_hot = jax.nn.one_hot(aux - k0, K, dtype=u.dtype)
             vals = lax.psum(jnp.sum(u * one_hot[:, None, :], axis=-1), class_axis) - lse
@@ -196,11 +216,8 @@ def _sharded(
         raise ValueError(f"`mesh` must be a Mesh with axes {data_axis!r}, {class_axis!r}: {mesh}")
     B_full, K_full = mu.shape
     n_data, n_class = mesh.shape[data_axis], mesh.shape[class_axis]
-    if B_full % n_data or K_full % n_class:
-        raise ValueError(
-            f"`mu` shape {mu.shape}: B must be a multiple of the {n_data} data shards and K "
-            f"of the {n_class} class shards"
-        )
+    if B_full % n_data:
+        raise ValueError(f"`mu` shape {mu.shape}: B must be a multiple of the {n_data} data shards")
     if noise.num_classes != K_full or noise.batch_shape not in ((), (B_full,)):
         raise ValueError(
             f"`noise` (K={noise.num_classes}, batch {noise.batch_shape}) does not match "
@@ -212,7 +229,9 @@ def _sharded(
         raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")
     if sampler == "antithetic" and num_samples % 2:
         raise ValueError(f"`num_samples` must be even for antithetic pairs, got {num_samples}")
-    B, K = B_full // n_data, K_full // n_class
+    if not isinstance(noise, SHARDABLE_NOISE):
+        noise_partition_spec(noise)  # raises the TypeError
+    B, K = B_full // n_data, -(-K_full // n_class)  # K padded up to a multiple of the shards
     if isinstance(noise, (ParameterEfficientNoise, LowRankNoise)) and not noise.rank < K:
         raise ValueError(f"rank R={noise.rank} must be below the K/{n_class}={K} local classes")
     # default: the one-device chunk, so a device's (B/data, C, K/class) block shrinks with
@@ -228,6 +247,7 @@ def _sharded(
         observed=observed,
         chunk_size=check_positive_int("chunk_size", chunk),
         num_samples=num_samples,
+        num_classes=K_full,
     )
     P = PartitionSpec
     noise_spec = noise_partition_spec(noise, data_axis=data_axis, class_axis=class_axis)
@@ -241,7 +261,8 @@ def _sharded(
     )
     if aux is None:
         aux = jnp.zeros((), jnp.int32)
-    return fn(mu, noise, jnp.asarray(tau, mu.dtype), aux, key)
+    out = fn(*_pad_classes(mu, noise, K * n_class), jnp.asarray(tau, mu.dtype), aux, key)
+    return out if observed else out[:, :K_full]
 
 
 def class_sharded_log_likelihood(
@@ -263,7 +284,9 @@ def class_sharded_log_likelihood(
     `class_axis` of `mesh` (module docstring); equal to it for the same key.
 
     Args:
-        mu: `(B, K)` mean utilities; B divisible by the data shards, K by the class shards.
+        mu: `(B, K)` mean utilities, B divisible by the data shards. A K that the class
+            shards do not divide is padded inside (the padding classes are masked out of
+            every log-sum-exp; ImageNet-21k's K = 21,843 is odd).
         noise: one of `SHARDABLE_NOISE` over K classes, batch shape `(B,)` or `()`.
         labels: `(B,)` integers in [0, K).
         key, tau, num_samples, chunk_size, sampler, share_draws: as in the core estimator
@@ -304,7 +327,8 @@ def class_sharded_log_probs(
     class_axis: str = CLASS_AXIS,
 ) -> Float[Array, "B K"]:
     """`tempered_softmax_log_probs` sharded like `class_sharded_log_likelihood`: the
-    predictive `(B, K)` log-probabilities, sharded over (`data_axis`, `class_axis`).
+    predictive `(B, K)` log-probabilities, sharded over (`data_axis`, `class_axis`) (a
+    padded K is sliced back to K, which XLA may gather).
 
     Raises:
         As `class_sharded_log_likelihood`.
@@ -314,8 +338,3 @@ def class_sharded_log_probs(
         chunk_size=chunk_size, sampler=sampler, share_draws=share_draws,
         data_axis=data_axis, class_axis=class_axis, observed=False,
     )  # fmt: skip
-
-
-def place(tree, mesh: Mesh, spec) -> object:
-    """`jax.device_put` every leaf of `tree` with `NamedSharding(mesh, spec leaf)`."""
-    return jax.tree.map(lambda x, s: jax.device_put(x, NamedSharding(mesh, s)), tree, spec)
