@@ -20,6 +20,8 @@ The draws are the core's (`hetprobit.sampling.standard_normal_draws`): every dev
 only its block of the global `(B, K + R)` (HET-XL: `(B, D + R)`) draw with global element
 numbers (`full_shape` / `offset`), so the sharded estimate equals the unsharded
 `tempered_softmax_log_likelihood` with the same key, up to the order of floating-point sums.
+A K that the class shards do not divide (ImageNet-21k: 21,843) is padded to the next
+multiple; the padding classes are masked out of every log-sum-exp.
 
 Heteroscedastic heads: Collier et al., "Correlated input-dependent label noise in
 large-scale image classification" (2021, arXiv:2105.10305); HET-XL: Collier et al.,

@@ -14,7 +14,9 @@
   `relaxation_bias`, `gradient_variance`.
 - `arviz_export`: `to_arviz`, `summarize`, `plot_posterior`, `plot_losses`.
 - `cli`: the `hetprobit` command (digits study).
-- `sharding`: data-parallel placement used by `fit(..., devices=...)`; multi-host notes.
+- `sharding`: data-parallel placement used by `fit(..., devices=...)`.
+- `distributed`: several processes (hosts): `initialize`, `global_data` (each process
+  holds its part of the data), then the same `fit(..., devices=jax.devices())`.
 """
 
 from .arviz_export import (
