@@ -18,7 +18,8 @@ streamed measured first), and the median time of a jitted value-and-gradient cal
 
 Class shards (`--class-shards`, CPU: forced host devices): the compiled per-device memory
 of `hetprobit.sharded.class_sharded_log_likelihood` (+ gradient) with the class axis split
-over 1, 2, 4 devices, compile only (a K the shards do not divide is padded inside).
+over 1, 2, 4 devices, compile only (K rounded up to a multiple of 4 so that mu and the
+noise arrays are placed split over the shards).
 
     python bench/bench_scale.py --quick          # CPU, < 2 minutes
     python bench/bench_scale.py                  # full: K=21,843, R=50, S=1,000, B=256
@@ -47,9 +48,17 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
+
 from hetprobit import tempered_softmax_log_likelihood  # noqa: E402
 from hetprobit.noise import HetXLNoise, ParameterEfficientNoise  # noqa: E402
-from hetprobit.sharded import class_mesh, class_sharded_log_likelihood  # noqa: E402
+from hetprobit.sharded import (  # noqa: E402
+    CLASS_AXIS,
+    DATA_AXIS,
+    class_mesh,
+    class_sharded_log_likelihood,
+    noise_partition_spec,
+)
 
 SIZES = {
     "full": dict(B=256, K=21843, R=50, S=1000, D=128, repeats=3),
@@ -150,13 +159,24 @@ def run_one(kind, cfg, chunk_size, limit, compile_only=False):
 
 
 def class_shard_memory(kind, cfg):
-    """Per-device compiled bytes of the class-sharded loss + gradient, 1 / 2 / 4 shards."""
-    mu, noise, labels = make_problem(kind, cfg, jax.random.key(0))
+    """Per-device compiled bytes of the class-sharded loss + gradient, 1 / 2 / 4 shards.
+
+    K is rounded up to a multiple of 4 here so the arguments (mu, the noise arrays) can be
+    placed split over the class shards, as a class-sharded model holds them.
+    """
+    cfg = dict(cfg, K=-(-cfg["K"] // 4) * 4)
+    mu0, noise0, labels = make_problem(kind, cfg, jax.random.key(0))
     out = {}
     for shards in (1, 2, 4):
         if shards > len(jax.devices()):
             break
         mesh = class_mesh(jax.devices()[:shards], num_class_shards=shards)
+        specs = (PartitionSpec(DATA_AXIS, CLASS_AXIS), noise_partition_spec(noise0))
+        mu, noise = jax.tree.map(
+            lambda x, s, mesh=mesh: jax.device_put(x, NamedSharding(mesh, s)),
+            (mu0, noise0),
+            specs,
+        )
 
         def loss(m, n, mesh=mesh):
             ll = class_sharded_log_likelihood(
@@ -165,7 +185,12 @@ def class_shard_memory(kind, cfg):
             return -jnp.mean(ll)
 
         compiled, _ = measure(loss, (mu, noise), 1)
-        out[shards] = compiled_bytes(compiled)
+        m = compiled.memory_analysis()
+        out[shards] = {
+            "total": compiled_bytes(compiled),
+            "temp": int(m.temp_size_in_bytes),
+            "arguments": int(m.argument_size_in_bytes),
+        }
     return out
 
 
@@ -221,8 +246,12 @@ def main():
         print(" | ".join(row))
     if args.class_shards:
         for kind in ("pe", "hetxl"):
-            mb = {k: f"{v / 2**20:.1f} MiB" for k, v in results[kind]["class_shard_bytes"].items()}
-            print(f"class-sharded {kind}: per-device compiled memory by class shards {mb}")
+            for shards, v in results[kind]["class_shard_bytes"].items():
+                print(
+                    f"class-sharded {kind}, {shards} class shard(s), per device: "
+                    f"{v['total'] / 2**20:.1f} MiB (temporaries {v['temp'] / 2**20:.1f} MiB, "
+                    f"arguments {v['arguments'] / 2**20:.1f} MiB)"
+                )
     out = args.out or str(
         Path(__file__).parent / "results" / ("scale_quick.json" if args.quick else "scale.json")
     )

@@ -133,9 +133,14 @@ def _local_draws(noise, key, idx, b0, k0, cfg):
 
 def _global_lse(u, valid, class_axis):
     """log Σ_k exp(u_k) over the real classes of all shards, `(B, C, K_local)` -> `(B, C)`
-    (`valid` `(K_local,)` masks the padding classes)."""
-    m = lax.pmax(lax.stop_gradient(jnp.max(jnp.where(valid, u, -jnp.inf), axis=-1)), class_axis)
-    terms = jnp.where(valid, jnp.exp(u - m[..., None]), 0.0)
+    (`valid` `(K_local,)` masks the padding classes; None: no padding)."""
+    if valid is None:
+        m = lax.pmax(lax.stop_gradient(jnp.max(u, axis=-1)), class_axis)
+        terms = jnp.exp(u - m[..., None])
+    else:
+        m = jnp.max(jnp.where(valid, u, -jnp.inf), axis=-1)
+        m = lax.pmax(lax.stop_gradient(m), class_axis)
+        terms = jnp.where(valid, jnp.exp(u - m[..., None]), 0.0)
     return m + jnp.log(lax.psum(jnp.sum(terms, axis=-1), class_axis))
 
 
@@ -170,7 +175,9 @@ def _stream(mu, noise, tau, aux, key, cfg):
         idx = chunk * C + jnp.arange(C)
         z = _local_draws(noise, key, idx, b0, k0, cfg)
         u = (mu[:, None, :] + noise.transform_draws(z)) / tau
-        lse = _global_lse(u, (k0 + jnp.arange(K)) < cfg["num_classes"], class_axis)
+        padded = K * cfg["sizes"][-1] > cfg["num_classes"]
+        valid = (k0 + jnp.arange(K)) < cfg["num_classes"] if padded else None
+        lse = _global_lse(u, valid, class_axis)
         if observed:  # aux: labels (B,); the observed utility lives on one shard
             one_hot = jax.nn.one_hot(aux - k0, K, dtype=u.dtype)
             vals = lax.psum(jnp.sum(u * one_hot[:, None, :], axis=-1), class_axis) - lse
