@@ -76,7 +76,7 @@ def test_two_process_fit_equals_one_process(make_classifier):
     outs = []
     try:
         for p in procs:
-            stdout, stderr = p.communicate(timeout=120)
+            stdout, stderr = p.communicate(timeout=300)
             assert p.returncode == 0, stderr[-3000:]
             line = next(x for x in stdout.splitlines() if x.startswith("RESULT"))
             outs.append(json.loads(line[len("RESULT") :]))
