@@ -71,6 +71,11 @@ from .noise import (
     positive_scale as positive_scale,
     register_noise_family as register_noise_family,
 )
+from .probit import (
+    probit_log_likelihood as probit_log_likelihood,
+    probit_log_probs as probit_log_probs,
+    probit_quadrature_error as probit_quadrature_error,
+)
 from .sampling import SAMPLERS as SAMPLERS, standard_normal_draws as standard_normal_draws
 from .taylor import (
     taylor_sigmoid_probs as taylor_sigmoid_probs,
@@ -126,6 +131,9 @@ __all__ = [
     "ParameterEfficientNoise",
     "per_class_average_precision",
     "positive_scale",
+    "probit_log_likelihood",
+    "probit_log_probs",
+    "probit_quadrature_error",
     "reliability_diagram",
     "register_noise_family",
     "ReliabilityDiagram",

@@ -227,63 +227,102 @@ def _ndtri_exp(lp):
 
 def _pivoted_cholesky(b, cov):
     """Single problem: Genz-Bretz reordering (most restrictive variable first, using the
-    truncated means of the earlier ones) with the Cholesky factor built along the way."""
+    truncated means of the earlier ones) with the Cholesky factor built along the way.
+
+    A `lax.fori_loop` over the m variables (columns >= i of L and entries >= i of y are still
+    zero at step i, so full-width products equal the leading-block ones)."""
     m = b.shape[0]
     tiny = _tiny(b.dtype) ** 0.5
     idx_m = jnp.arange(m)
-    L = jnp.zeros_like(cov)
-    y = jnp.zeros_like(b)
-    for i in range(m):
-        var = jnp.diagonal(cov) - jnp.sum(L[:, :i] ** 2, axis=1)
+
+    def step(i, carry):
+        b, cov, L, y = carry
+        var = jnp.diagonal(cov) - jnp.sum(L**2, axis=1)
         s = jnp.sqrt(jnp.maximum(var, tiny))
-        t = jax.lax.stop_gradient((b - L[:, :i] @ y[:i]) / s)
+        t = jax.lax.stop_gradient((b - L @ y) / s)
         score = jnp.where(idx_m >= i, log_ndtr(jnp.clip(t, -1e4, 1e4)), jnp.inf)
         j = jnp.argmin(score)
         perm = idx_m.at[i].set(j).at[j].set(i)
         b, s, t, L, y = b[perm], s[perm], t[perm], L[perm], y[perm]
         cov = cov[perm][:, perm]
-        col = (cov[:, i] - L[:, :i] @ L[i, :i]) / s[i]
+        col = (cov[:, i] - L @ L[i]) / s[i]
         col = jnp.where(idx_m > i, col, jnp.where(idx_m == i, s[i], 0.0))
         L = L.at[:, i].set(col)
         ti = jnp.clip(t[i], -1e4, 1e4)
         y = y.at[i].set(-jnp.exp(-0.5 * ti * ti - _LOG_SQRT_2PI - log_ndtr(ti)))
+        return b, cov, L, y
+
+    b, _, L, _ = jax.lax.fori_loop(0, m, step, (b, cov, jnp.zeros_like(cov), jnp.zeros_like(b)))
     return b, L
 
 
 def _sov_single(b, cov, points, log_space: bool):
-    """(n_shifts,) estimates of log P(Z <= b) for one problem; points (M, N, m-1)."""
+    """(n_shifts,) estimates of log P(Z <= b) for one problem; points (M, N, m-1).
+
+    A `lax.fori_loop` over the first m-1 variables (the conditional draws z_j are kept in an
+    (m-1, M, N) array, zero until drawn), then the last factor."""
     m = b.shape[0]
     b, L = _pivoted_cholesky(b, cov)
     eps = float(jnp.finfo(b.dtype).eps)
-    logp = 0.0
-    zs = []
-    for i in range(m):
-        acc = b[i]
-        for j, z in enumerate(zs):
-            acc = acc - L[i, j] * z
-        t = jnp.clip(acc / L[i, i], -1e4, 1e4)
-        le = log_ndtr(t)
-        logp = logp + le
-        if i < m - 1:
-            lw = jnp.log(points[..., i])
-            if log_space:
-                zs.append(_ndtri_exp(lw + le))
-            else:
-                u = jnp.clip(points[..., i] * jnp.exp(le), _tiny(b.dtype), 1.0 - eps)
-                zs.append(ndtri(u))
+    tiny = _tiny(b.dtype)
+
+    def factor(i, zs):
+        acc = b[i] - jnp.tensordot(L[i, : m - 1], zs, axes=1)
+        return log_ndtr(jnp.clip(acc / L[i, i], -1e4, 1e4))
+
+    def step(i, carry):
+        logp, zs = carry
+        le = factor(i, zs)
+        w = points[..., i]
+        if log_space:
+            z = _ndtri_exp(jnp.log(w) + le)
+        else:
+            z = ndtri(jnp.clip(w * jnp.exp(le), tiny, 1.0 - eps))
+        return logp + le, zs.at[i].set(z)
+
+    shape = points.shape[:-1]
+    zs = jnp.zeros((max(m - 1, 1),) + shape, b.dtype)
+    logp, zs = jax.lax.fori_loop(0, m - 1, step, (jnp.zeros(shape, b.dtype), zs))
+    logp = logp + factor(m - 1, zs)
     if m == 1:
-        return jnp.broadcast_to(logp, points.shape[:1])
-    n = points.shape[1]
-    return logsumexp(logp, axis=-1) - math.log(n)
+        return logp[:, 0]
+    return logsumexp(logp, axis=-1) - math.log(points.shape[1])
 
 
-def sov_log_cdf(b, cov, *, n_points: int = 1021, n_shifts: int = 8, log_space: bool = True):
+SOV_BLOCK_ELEMENTS = 2**16  # problems x shifts x points evaluated at once (bounds memory)
+
+
+def sov_log_cdf(
+    b, cov, *, n_points: int = 1021, n_shifts: int = 8, log_space: bool = True, needed=None
+):
     """Per-shift estimates of log P(Z <= b), Z ~ N(0, cov): b (..., m), cov (..., m, m) with
-    equal batch shapes -> (..., n_shifts). Average exp() over the last axis for the estimate."""
+    equal batch shapes -> (..., n_shifts). Average exp() over the last axis for the estimate.
+
+    The problems are evaluated in blocks of about `SOV_BLOCK_ELEMENTS / (n_shifts n_points)`
+    under `lax.scan` (rematerialised in the backward pass), so memory does not grow with the
+    number of problems. `needed` (bool, shape (...)): a block in which no problem is needed
+    is skipped (`lax.cond`) and its rows are 0 (used where a closed form covers most problems).
+    """
     m = b.shape[-1]
+    batch = b.shape[:-1]
     pts = jnp.asarray(lattice_points(n_points, n_shifts, max(m - 1, 1)), b.dtype)
-    fn = lambda bb, cc: _sov_single(bb, cc, pts, log_space)
     flat_b = b.reshape((-1, m))
     flat_c = cov.reshape((-1, m, m))
-    out = jax.vmap(fn)(flat_b, flat_c)
-    return out.reshape(b.shape[:-1] + (n_shifts,))
+    P = flat_b.shape[0]
+    need = jnp.ones((P,), bool) if needed is None else jnp.reshape(needed, (P,))
+    bs = int(max(1, min(P, SOV_BLOCK_ELEMENTS // (n_shifts * n_points))))
+    nb = -(-P // bs)
+    pad = nb * bs - P
+    flat_b = jnp.concatenate([flat_b, jnp.zeros((pad, m), b.dtype)])
+    flat_c = jnp.concatenate([flat_c, jnp.broadcast_to(jnp.eye(m, dtype=b.dtype), (pad, m, m))])
+    need = jnp.concatenate([need, jnp.zeros((pad,), bool)])
+    blocks = (flat_b.reshape(nb, bs, m), flat_c.reshape(nb, bs, m, m), need.reshape(nb, bs))
+
+    @jax.checkpoint
+    def block(bb, cc, nn):
+        run = jax.vmap(lambda x, c: _sov_single(x, c, pts, log_space))
+        skip = lambda x, c: jnp.zeros((bs, n_shifts), b.dtype)
+        return jax.lax.cond(jnp.any(nn), run, skip, bb, cc)
+
+    _, out = jax.lax.scan(lambda carry, blk: (carry, block(*blk)), None, blocks)
+    return out.reshape(nb * bs, n_shifts)[:P].reshape(batch + (n_shifts,))

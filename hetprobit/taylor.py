@@ -22,8 +22,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .validation import check_array, check_finite, check_positive
 from .noise import NoiseStructure
+from .validation import (
+    check_array,
+    check_covariance,
+    check_finite,
+    check_not_half,
+    check_positive,
+)
 
 __all__ = ["taylor_softmax_probs", "taylor_softmax_log_probs", "taylor_sigmoid_probs"]
 
@@ -35,8 +41,7 @@ def _variance_and_matvec(mu, cov):
         if cov.num_classes != K:
             raise ValueError(f"`cov` has K={cov.num_classes} classes, `mu` has K={K}")
         return cov.variance(), cov.matvec
-    cov = check_array("cov", cov, min_ndim=2)
-    check_finite("cov", cov)
+    cov = check_covariance("cov", check_not_half("cov", cov))
     if cov.shape[-2:] != (K, K):
         raise ValueError(f"`cov` must have shape (..., {K}, {K}) to match `mu`, got {cov.shape}")
     return jnp.diagonal(cov, axis1=-2, axis2=-1), lambda x: jnp.einsum("...kj,...j->...k", cov, x)
@@ -44,7 +49,7 @@ def _variance_and_matvec(mu, cov):
 
 def _second_order_term(mu, cov, tau):
     """s and the correction c_k = ½ tr(H s_k Sigma)/tau^2, both `(..., K)`."""
-    mu = check_array("mu", mu, min_ndim=1)
+    mu = check_array("mu", check_not_half("mu", mu), min_ndim=1)
     check_finite("mu", mu)
     check_positive("tau", tau)
     variance, matvec = _variance_and_matvec(mu, cov)
@@ -86,7 +91,7 @@ def taylor_sigmoid_probs(
     mu: Float[Array, "... K"], cov: NoiseStructure | Float[Array, "... K K"], *, tau: float = 1.0
 ) -> Float[Array, "... K"]:
     """E[sigmoid((mu_c+eps_c)/tau)] ≈ σ_c + ½ σ_c(1-σ_c)(1-2σ_c) Sigma_cc / tau^2."""
-    mu = check_array("mu", mu, min_ndim=1)
+    mu = check_array("mu", check_not_half("mu", mu), min_ndim=1)
     check_finite("mu", mu)
     check_positive("tau", tau)
     variance, _ = _variance_and_matvec(mu, cov)

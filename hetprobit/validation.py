@@ -8,8 +8,10 @@ silent broadcast. Value checks (finiteness, label range) only run on concrete ar
 
 from __future__ import annotations
 
+import math
 import numbers
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +27,13 @@ __all__ = [
     "check_rank",
     "check_positive_int",
     "check_scores_and_labels",
+    "check_covariance",
+    "check_key",
+    "check_not_half",
+    "PSD_JIT_MAX_DIM",
 ]
+
+PSD_JIT_MAX_DIM = 64  # under jit, eigenvalues are checked (eqx.error_if) only up to this K
 
 
 def is_concrete(x) -> bool:
@@ -165,3 +173,107 @@ def check_scores_and_labels(name: str, scores, labels):
             f"{scores.shape}, got {labels_arr.shape}"
         )
     return scores, check_labels("labels", labels_arr, K)
+
+
+def _psd_tolerance(dtype, dim: int) -> float:
+    """Relative tolerance on the smallest eigenvalue: rounding of a PSD matrix's eigenvalues
+    is about dim * eps * max|eigenvalue| (Golub & Van Loan 2013, Sec. 8.1)."""
+    return 50.0 * dim * float(np.finfo(dtype).eps)
+
+
+def check_covariance(name: str, cov, *, jit_max_dim: int = PSD_JIT_MAX_DIM):
+    """Check a dense covariance `(..., K, K)`: square, finite, symmetric and positive
+    semi-definite, i.e. its smallest eigenvalue >= -tol * max|eigenvalue| with
+    tol = 50 K eps (rounding). Returns `cov` (as a floating array).
+
+    Concrete arrays are checked eagerly (NumPy `eigvalsh`): a ValueError names `name`, the
+    smallest eigenvalue and (for a batch) the index of the worst matrix. Under jit the
+    eigenvalue check runs inside the graph through `eqx.error_if` when K <= `jit_max_dim`
+    (an O(K^3) `eigvalsh` per matrix); larger traced matrices are not checked.
+
+    Raises:
+        ValueError: not square, not finite, not symmetric (relative asymmetry above
+            100 sqrt(eps)) or not positive semi-definite.
+    """
+    cov = check_array(name, cov, min_ndim=2)
+    check_finite(name, cov)
+    if cov.shape[-1] != cov.shape[-2]:
+        raise ValueError(f"`{name}` must be square in its last two axes, got shape {cov.shape}")
+    K = cov.shape[-1]
+    tol = _psd_tolerance(cov.dtype, K)
+    if is_concrete(cov):
+        host = np.asarray(cov, dtype=np.float64)
+        scale = np.maximum(np.max(np.abs(host), axis=(-2, -1), keepdims=True), 1e-300)
+        asym = np.abs(host - np.swapaxes(host, -1, -2)) / scale
+        sym_tol = 100.0 * math.sqrt(np.finfo(cov.dtype).eps)
+        if np.any(asym > sym_tol):
+            raise ValueError(
+                f"`{name}` must be symmetric; max relative asymmetry {asym.max():.3g} > "
+                f"{sym_tol:.1e}"
+            )
+        eig = np.linalg.eigvalsh(0.5 * (host + np.swapaxes(host, -1, -2)))
+        lo, top = eig[..., 0], np.max(np.abs(eig), axis=-1)
+        rel = lo / np.maximum(top, 1e-300)
+        if np.any(rel < -tol):
+            worst = np.unravel_index(np.argmin(rel), rel.shape) if rel.ndim else ()
+            where = f" (matrix at batch index {tuple(int(i) for i in worst)})" if worst else ""
+            raise ValueError(
+                f"`{name}` must be positive semi-definite; its smallest eigenvalue is "
+                f"{float(lo[worst]):.6g}{where}, below -{tol:.1e} x the largest |eigenvalue| "
+                f"{float(top[worst]):.6g}"
+            )
+        return cov
+    if K > jit_max_dim:
+        return cov
+    c = jax.lax.stop_gradient(cov)
+    eig = jnp.linalg.eigvalsh(0.5 * (c + jnp.swapaxes(c, -1, -2)))
+    top = jnp.max(jnp.abs(eig), axis=-1)
+    bad = jnp.any(eig[..., 0] < -tol * top)
+    return eqx.error_if(
+        cov,
+        bad,
+        f"`{name}` must be positive semi-definite (an eigenvalue is below -{tol:.1e} "
+        "x the largest |eigenvalue|)",
+    )
+
+
+def check_key(name: str, key, *, allow_none: bool = False):
+    """Raise a TypeError unless `key` is a JAX PRNG key (typed `jax.random.key` or legacy
+    uint32 `jax.random.PRNGKey`). Returns `key`.
+
+    Raises:
+        TypeError: `key` is a Python/NumPy number, a float array, or None (unless allowed).
+    """
+    if key is None:
+        if allow_none:
+            return key
+        raise TypeError(f"`{name}` is required: pass a PRNG key such as jax.random.key(0)")
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return key
+    if dtype == jnp.uint32 and getattr(key, "shape", ())[-1:] == (2,):
+        return key  # legacy jax.random.PRNGKey
+    raise TypeError(
+        f"`{name}` must be a JAX PRNG key such as jax.random.key(0), got "
+        f"{type(key).__name__} {key!r:.60}"
+    )
+
+
+def check_not_half(name: str, x):
+    """Raise a TypeError for half-precision (float16 / bfloat16) input; returns `x`.
+
+    The package computes in float32 or float64 only: the Monte Carlo log-mean-exp, the GHK
+    integrals and log Phi underflow or lose all accuracy in 10-bit mantissas, so half
+    precision is refused up front rather than failing deep inside `lax.scan` or returning
+    silently wrong numbers. Cast with `x.astype(jnp.float32)`.
+
+    Raises:
+        TypeError: `x` has dtype float16 or bfloat16.
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and jnp.dtype(dtype) in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
+        raise TypeError(
+            f"`{name}` has dtype {jnp.dtype(dtype).name}; half precision is not supported, "
+            f"cast it with `{name}.astype(jnp.float32)`"
+        )
+    return x

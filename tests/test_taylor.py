@@ -82,3 +82,24 @@ def test_taylor_bad_input():
         hp.taylor_softmax_probs(jnp.zeros(3), jnp.eye(3), tau=0.0)
     with pytest.raises(ValueError, match="mu"):
         hp.taylor_softmax_probs(jnp.array([jnp.nan, 0.0, 0.0]), jnp.eye(3))
+
+
+def test_dense_cov_not_psd_raises():
+    """Issue 9.3: a dense covariance with eigenvalue -1 (eigenvalues of [[1, 2], [2, 1]] are
+    3 and -1) is rejected, eagerly and under jit."""
+    cov = jnp.array([[1.0, 2.0], [2.0, 1.0]])
+    mu = jnp.array([0.2, -0.2])
+    with pytest.raises(ValueError, match=r"`cov`.*semi-definite.*-1"):
+        hp.taylor_softmax_probs(mu, cov, tau=1.0)
+    with pytest.raises(Exception, match="cov.*semi-definite"):
+        jax.block_until_ready(jax.jit(lambda c: hp.taylor_softmax_probs(mu, c))(cov))
+
+
+def test_half_precision_is_refused_naming_the_argument():
+    noise = hp.DiagonalNoise(jnp.ones(3))
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        hp.taylor_softmax_probs(jnp.zeros(3, jnp.float16), noise)
+    with pytest.raises(TypeError, match=r"`mu`.*half precision"):
+        hp.taylor_sigmoid_probs(jnp.zeros(3, jnp.float16), noise)
+    with pytest.raises(TypeError, match=r"`cov`.*half precision"):
+        hp.taylor_softmax_probs(jnp.zeros(3), jnp.eye(3, dtype=jnp.float16))
