@@ -35,6 +35,7 @@ Samplers:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -95,10 +96,23 @@ def _along(x: Array, axis: int, ndim: int) -> Array:
     return x.reshape((1,) * axis + (-1,) + (1,) * (ndim - axis - 1))
 
 
-def _hashed_bits(key: PRNGKeyArray, indices: Array, shape: tuple[int, ...], axis: int) -> Array:
-    """Uniform uint32 bits for draw numbers `indices`, inserted at `axis` of `shape`."""
+def _element_numbers(shape, full_shape, offset) -> Array:
+    """Row-major number of each coordinate of a `shape` block at `offset` in `full_shape`."""
+    if full_shape is None:
+        return jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    strides = np.cumprod((1,) + tuple(full_shape[:0:-1]))[::-1]
+    element = jnp.zeros(shape, jnp.uint32)
+    for i, (n, o, st) in enumerate(zip(shape, offset, strides, strict=True)):
+        pos = jnp.asarray(o, jnp.uint32) + jnp.arange(n, dtype=jnp.uint32)
+        element = element + _along(pos * jnp.uint32(st), i, len(shape))
+    return element
+
+
+def _hashed_bits(key, indices, shape, axis, full_shape=None, offset=None) -> Array:
+    """Uniform uint32 bits for draw numbers `indices`, inserted at `axis` of `shape` (or of
+    the `shape` block at `offset` of `full_shape`)."""
     seed = jax.random.bits(key, (2,), jnp.uint32)
-    element = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    element = _element_numbers(shape, full_shape, offset)
     element_hash = jnp.expand_dims(_lowbias32(element ^ seed[0]), axis)
     sample_hash = _lowbias32(indices.astype(jnp.uint32) * jnp.uint32(0x9E3779B9) ^ seed[1])
     sample_hash = _lowbias32(sample_hash + seed[0])
@@ -114,8 +128,10 @@ def standard_normal_draws(
     dtype=None,
     axis: int = 0,
     qmc_dims: int | None = None,
+    full_shape: tuple[int, ...] | None = None,
+    offset: Sequence[int | Int[Array, ""]] | None = None,
 ) -> Array:
-    """Standard-normal draws number `indices` of a stream.
+    """Standard-normal draws number `indices` of a stream (or a block of their coordinates).
 
     Args:
         key: PRNG key of the stream; same key and index, same draw.
@@ -129,16 +145,32 @@ def standard_normal_draws(
         qmc_dims: for ``sampler="qmc"``, how many trailing coordinates of a draw lie on the
             lattice, 0 <= qmc_dims <= min(D, QMC_MAX_DIM); default min(D, QMC_MAX_DIM).
             The leading D - qmc_dims coordinates are plain MC.
+        full_shape, offset: produce only the block of shape `shape` starting at `offset`
+            (ints or traced int scalars, one per axis) of draws of shape `full_shape`:
+            equal to slicing the `full_shape` draws, without forming them (a device of a
+            class-sharded likelihood draws its own classes; `hetprobit.sharded`). D is then
+            `full_shape[-1]`. Coordinates of the block outside `full_shape` get arbitrary
+            finite values.
 
     Returns:
         Draws of shape `shape` with the sample axis inserted at `axis`.
 
     Raises:
-        ValueError: unknown `sampler`, `axis` out of range or `qmc_dims` out of range.
+        ValueError: unknown `sampler`, `axis` out of range or `qmc_dims` out of range;
+            `full_shape` / `offset` not both given or not of the rank of `shape`.
     """
     dtype = jnp.dtype(dtype or jnp.result_type(float))
     if not 0 <= axis < len(shape):
         raise ValueError(f"`axis` must be in [0, {len(shape) - 1}], got {axis}")
+    if (full_shape is None) != (offset is None) or (
+        full_shape is not None and not len(full_shape) == len(offset) == len(shape)
+    ):
+        raise ValueError(
+            f"`full_shape` {full_shape} and `offset` {offset} must be given together, each "
+            f"with one entry per axis of `shape` {shape}"
+        )
+    if full_shape is not None:
+        return _block_draws(key, indices, shape, sampler, dtype, axis, qmc_dims, full_shape, offset)
     ndim = len(shape) + 1
     if sampler == "mc":
         return _uint32_to_normal(_hashed_bits(key, indices, shape, axis), dtype)
@@ -167,3 +199,40 @@ def standard_normal_draws(
             parts.append(_uint32_to_normal(bits, dtype))
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
     raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")
+
+
+def _block_draws(key, indices, shape, sampler, dtype, axis, qmc_dims, full_shape, offset):
+    """The `shape` block at `offset` of `standard_normal_draws(..., full_shape)`."""
+    ndim = len(shape) + 1
+    block = (tuple(full_shape), tuple(offset))
+    if sampler == "mc":
+        return _uint32_to_normal(_hashed_bits(key, indices, shape, axis, *block), dtype)
+    if sampler == "antithetic":
+        sign = jnp.where(indices % 2 == 0, 1.0, -1.0).astype(dtype)
+        base = _uint32_to_normal(_hashed_bits(key, indices // 2, shape, axis, *block), dtype)
+        return _along(sign, axis, ndim) * base
+    if sampler != "qmc":
+        raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")
+    D = full_shape[-1]
+    q = min(D, QMC_MAX_DIM) if qmc_dims is None else qmc_dims
+    if isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= min(D, QMC_MAX_DIM):
+        raise ValueError(
+            f"`qmc_dims` must be an integer in [0, {min(D, QMC_MAX_DIM)}], got {qmc_dims!r}"
+        )
+    # both parts for every column of the block, then each column takes its own part
+    col = jnp.asarray(offset[-1], jnp.int32) + jnp.arange(shape[-1])
+    mc_full = tuple(full_shape[:-1]) + (max(D - q, 1),)
+    z = _uint32_to_normal(_hashed_bits(key, indices, shape, axis, mc_full, offset), dtype)
+    if q:
+        lat_col = col - (D - q)
+        alpha = jnp.take(jnp.asarray(kronecker_generator(q)), lat_col, mode="clip")
+        shift_key = jax.random.fold_in(key, 0x51AC)  # as in `standard_normal_draws`
+        lat_full = tuple(full_shape[:-1]) + (q,)
+        lat_offset = tuple(offset[:-1]) + (jnp.asarray(offset[-1], jnp.int32) - (D - q),)
+        element = _element_numbers(shape, lat_full, lat_offset).astype(jnp.int32)
+        shifts = jax.random.bits(shift_key, lat_full, jnp.uint32).reshape(-1)
+        shift = jnp.expand_dims(jnp.take(shifts, element, mode="clip"), axis)
+        s = _along(indices.astype(jnp.uint32), axis, ndim)
+        lattice = _uint32_to_normal(shift + s * alpha.reshape((1,) * (ndim - 1) + (-1,)), dtype)
+        z = jnp.where(_along(col >= D - q, ndim - 1, ndim), lattice, z)
+    return z
