@@ -16,14 +16,19 @@ Samplers:
   draw (default min(D, `QMC_MAX_DIM`) = min(D, 16)), plain Monte Carlo (the hash above) on
   the others. Point s of a randomly shifted Kronecker sequence, u_s = frac(Delta + s alpha)
   with alpha_j = frac(sqrt(p_j)) (p_j the j-th prime) and a uniform random shift Delta from
-  `key`, mapped through the normal inverse CDF z = Phi^{-1}(u). Arithmetic is exact 32-bit
+  `key`, folded by the baker's (tent) transform u -> 1 - |2u - 1| (Hickernell 2002,
+  "Obtaining O(N^{-2+eps}) convergence for lattice quadrature rules") and mapped through
+  the normal inverse CDF z = Phi^{-1}(u). The fold keeps every point uniform, so the
+  estimate stays unbiased, and lets the lattice exploit smoothness of non-periodic
+  integrands: on the untempered probit (`hetprobit.probit`, R = 1) it cut the RMSE 1.5-3x
+  at S = 64..4096 against the unfolded lattice. Arithmetic is exact 32-bit
   fixed point (integer multiply mod 2^32), so points stay accurate for any S. Each
   independent shift gives an unbiased estimate.
 
   Limits: a Kronecker sequence is only good in low dimension. With D in the hundreds some
   pairs alpha_i, alpha_j (or small integer combinations of them) are nearly equal, so the
   coordinates i, j of the first few hundred points are almost identical (the failure in
-  issue 9.1: K = 200 gave P(y = 10) = 0.94 for an exact 0.58). At D <= 16 the largest
+  issue #9: K = 200 gave P(y = 10) = 0.94 for an exact 0.58). At D <= 16 the largest
   pairwise correlation of S = 64..1024 points is no worse than plain MC's, so the lattice is
   confined to 16 coordinates. The trailing coordinates are the ones that matter most: a
   noise structure's draw is (z_K, z_R) with the R factor draws last (`NoiseStructure.
@@ -80,6 +85,16 @@ def _uint32_to_normal(bits: Array, dtype) -> Array:
     else:  # 23 bits: (2^23 - 0.5) / 2^23 = 1 - 2^-24 is still below 1 in float32
         u = ((bits >> 9).astype(jnp.float32) + 0.5) * 2.0**-23
     return jnp.sqrt(jnp.asarray(2.0, u.dtype)) * lax.erf_inv(2.0 * u - 1.0)
+
+
+def _baker(bits: Array) -> Array:
+    """Baker's (tent) transform u -> 1 - |2u - 1| on uint32 fixed point: 2 min(b, ~b).
+
+    It maps U(0, 1) to U(0, 1), so a randomly shifted lattice stays unbiased, and it makes
+    the lattice rule act as if the integrand were periodic (Hickernell 2002), which is what
+    lets a lattice beat the 1/S of a rectangle rule on smooth, non-periodic integrands.
+    """
+    return jnp.minimum(bits, ~bits) << jnp.uint32(1)
 
 
 def _lowbias32(x: Array) -> Array:
@@ -196,7 +211,7 @@ def standard_normal_draws(
             shift = jnp.expand_dims(jax.random.bits(shift_key, shape[:-1] + (q,), jnp.uint32), axis)
             s = _along(indices.astype(jnp.uint32), axis, ndim)
             bits = shift + s * alpha.reshape((1,) * (ndim - 1) + alpha.shape)
-            parts.append(_uint32_to_normal(bits, dtype))
+            parts.append(_uint32_to_normal(_baker(bits), dtype))
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
     raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")
 
