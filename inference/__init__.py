@@ -15,8 +15,14 @@
 - `arviz_export`: `to_arviz`, `summarize`, `plot_posterior`, `plot_losses`.
 - `choice_bayes`: `fit_choice_bayes` (Bayesian multinomial probit, NUTS on the exact
   likelihood, LKJ prior), `ChoiceBayesResults` (arviz summary, `compare(ml_fit)`).
-- `cli`: the `hetprobit` command (digits study).
-- `sharding`: data-parallel placement used by `fit(..., devices=...)`; multi-host notes.
+- `studies`: the studies behind the command, one module each: `compare` (`run_compare`,
+  `write_compare`), `bias` (`run_bias`, `write_bias`), `choice` (`run_choice`,
+  `write_choice`), `methods` (`METHODS`, `noisy_digits`).
+- `cli`: the `hetprobit` command, a subcommand per study (`compare` by default, `bias`,
+  `choice`).
+- `sharding`: data-parallel placement used by `fit(..., devices=...)`.
+- `distributed`: several processes (hosts): `initialize`, `global_data` (each process
+  holds its part of the data), then the same `fit(..., devices=jax.devices())`.
 """
 
 from .arviz_export import (
@@ -59,6 +65,17 @@ from .relaxation import (
     relaxation_sweep as relaxation_sweep,
 )
 from .sharding import DataParallel as DataParallel, data_parallel as data_parallel
+from .studies.bias import BiasResults as BiasResults, run_bias as run_bias, write_bias as write_bias
+from .studies.choice import (
+    ChoiceStudyResults as ChoiceStudyResults,
+    run_choice as run_choice,
+    write_choice as write_choice,
+)
+from .studies.compare import (
+    CompareResults as CompareResults,
+    run_compare as run_compare,
+    write_compare as write_compare,
+)
 from .svi import (
     EarlyStoppingState as EarlyStoppingState,
     EpochInfo as EpochInfo,
@@ -72,8 +89,11 @@ from .svi import (
 )
 
 __all__ = [
+    "BiasResults",
     "build_svi",
     "ChoiceBayesResults",
+    "ChoiceStudyResults",
+    "CompareResults",
     "data_parallel",
     "DataParallel",
     "default_optimizer",
@@ -101,6 +121,9 @@ __all__ = [
     "predict_probs",
     "relaxation_bias",
     "relaxation_sweep",
+    "run_bias",
+    "run_choice",
+    "run_compare",
     "RelaxationBias",
     "RelaxationSweep",
     "run_epoch",
@@ -111,4 +134,7 @@ __all__ = [
     "Validation",
     "validate_data",
     "validation_loss",
+    "write_bias",
+    "write_choice",
+    "write_compare",
 ]

@@ -5,38 +5,32 @@ travel-mode data with gc, ttme, hinc x air and three constants: log-likelihood -
 (also checked in tests/test_models_choice_fit.py); the quick run must report it.
 """
 
-import argparse
 import csv
 import json
 import math
 
 import pytest
 
-from inference.studies import choice
+from inference.cli import main, parse_args
+from inference.studies import STUDIES, choice
 
 
 def _parse(argv):
-    """The parser the `hetprobit` command builds for a study: common options + the study's."""
-    parser = argparse.ArgumentParser(prog="hetprobit choice")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="hetprobit-choice")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--no-progress", action="store_true")
-    choice.add_arguments(parser)
-    args = parser.parse_args(argv)
-    choice.check_arguments(args, parser)
-    return args
+    return parse_args(["choice", *argv])
+
+
+def test_registered_as_subcommand():
+    assert choice in STUDIES
+    args = _parse(["--quick"])
+    assert args.study == "choice" and args.models == ("logit",) and args.data == "travel_mode"
+    assert _parse([]).models == choice.DEFAULT_MODELS
 
 
 def test_quick_run_writes_files(tmp_path, capsys):
-    args = _parse(["--quick", "--out", str(tmp_path), "--no-progress"])
-    assert args.models == ("logit",)
-    results = choice.run(args)
-    paths = choice.write(results, tmp_path)
-    names = {p.name for p in paths}
-    assert names == {"results.json", "coefficients.csv", "coefficients.md", "choice.png"}
-    assert all(p.stat().st_size > 0 for p in paths)
+    assert main(["choice", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    names = {"results.json", "coefficients.csv", "coefficients.md", "choice.png"}
+    assert {p.name for p in tmp_path.iterdir()} == names
+    assert all((tmp_path / n).stat().st_size > 0 for n in names)
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["study"] == "choice" and payload["config"]["data"] == "travel_mode"
     (fit,) = payload["fits"]
@@ -68,10 +62,12 @@ def test_quick_run_writes_files(tmp_path, capsys):
         ["--draws", "0"],
     ],
 )
-def test_bad_options_exit_2(argv):
+def test_bad_options_exit_2(argv, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        _parse(argv)
+        main(["choice", *argv, "--out", str(tmp_path / "run")])
     assert info.value.code == 2
+    assert not (tmp_path / "run").exists()  # rejected before any work
+    assert "error: argument --" in capsys.readouterr().err
 
 
 def test_run_choice_rejects_bad_values():

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import time
 import warnings
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from .outputs import pyplot, write_json
 
 __all__ = [
     "NAME",
@@ -289,25 +290,10 @@ def write_choice(results: ChoiceStudyResults, out_dir) -> list[Path]:
     Raises:
         OSError: a file cannot be written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
     paths = [out / "results.json", out / "coefficients.csv", out / "coefficients.md"]
-    paths[0].write_text(json.dumps(clean(results.to_json()), indent=1) + "\n")
+    write_json(results.to_json(), paths[0])
     with open(paths[1], "w", newline="") as fh:
         cols = ["model", "parameter", "estimate", "std_err", "lower", "upper"]
         w = csv.DictWriter(fh, fieldnames=cols)
@@ -315,6 +301,7 @@ def write_choice(results: ChoiceStudyResults, out_dir) -> list[Path]:
         w.writerows(results.rows)
     paths[2].write_text(format_choice(results, markdown=True) + "\n")
 
+    plt = pyplot()
     labels, params, cell = _wide(results)
     tempered = [f for f in results.fits if f["method"] == "tempered"]
     fig, axes = plt.subplots(1, 2 if tempered else 1, figsize=(12 if tempered else 7, 4.5),
