@@ -19,6 +19,7 @@ from .distributions import (
     HeteroscedasticChoice as HeteroscedasticChoice,
     HeteroscedasticIndicators as HeteroscedasticIndicators,
 )
+from .estimator import LIKELIHOODS as LIKELIHOODS, Likelihood as Likelihood
 from .exact import (
     MAX_EXACT_CLASSES as MAX_EXACT_CLASSES,
     bivariate_normal_cdf as bivariate_normal_cdf,
@@ -113,6 +114,8 @@ __all__ = [
     "HeteroscedasticIndicators",
     "Homoscedastic",
     "label_smoothing_loss",
+    "Likelihood",
+    "LIKELIHOODS",
     "LowRankNoise",
     "MAX_EXACT_CLASSES",
     "mbls_loss",

@@ -4,20 +4,29 @@ r"""NumPyro distributions of the heteroscedastic probit generative process.
 
 - `sample` runs the true generative process, no relaxation: u = mu + eps, eps ~ N(0, Sigma),
   then y = argmax_j u_j, or y_c = 1{u_c > 0};
-- `log_prob` is the tempered Monte Carlo estimate of `hetprobit.likelihood`.
+- `log_prob` is the estimate chosen by `likelihood=` (`hetprobit.Likelihood`, one table in
+  `hetprobit.estimator`): "tempered" (default), the tempered Monte Carlo estimate of
+  `hetprobit.likelihood`; "probit", the untempered estimator of `hetprobit.probit`
+  (multiclass; `DiagonalNoise`, `LowRankNoise`, `ParameterEfficientNoise`) or the exact
+  marginals log Phi(mu_c / sqrt(Sigma_cc)) (multilabel; any structure with noise). With
+  "probit" `tau` is ignored.
 
-Because `log_prob` is Monte Carlo it needs a PRNG key. Pass `key=` to the constructor for
-common random numbers (a deterministic objective: simulated maximum likelihood, MCMC, arviz's
-`log_likelihood`, which supply no key). Leave it None inside a NumPyro model: the
+When `log_prob` draws random numbers (tempered with noise, probit with a factor) it needs a
+PRNG key; the probit with diagonal noise and the multilabel probit are deterministic. Pass
+`key=` to the constructor for common random numbers (a deterministic objective: simulated
+maximum likelihood, MCMC, arviz's `log_likelihood`, which supply no key). Leave it None
+inside a NumPyro model: the
 constructor then draws the key with the public `numpyro.prng_key()`, i.e. from the `seed`
 handler the model runs under, and stores it. SVI seeds the model afresh at every step, so
 every step gets fresh draws, and the key is already in the distribution when NumPyro
 evaluates `log_prob` after the model has run (no handler is active then). Built outside any
-`seed` handler with no key (and a noise structure that needs draws), `log_prob` raises.
+`seed` handler with no key (and an estimate that needs draws), `log_prob` raises.
 
 The Monte Carlo setting (samples, sampler, chunking, shared draws) is one
 `hetprobit.MonteCarlo` value, validated where it is built; `with_monte_carlo(mc)` returns
-a copy with another setting (e.g. more samples for prediction).
+a copy with another setting (e.g. more samples for prediction). Its default depends on the
+likelihood (`Likelihood.default_monte_carlo()`: S = 256 plain MC draws for "tempered",
+S_R = 64 QMC factor draws for "probit").
 """
 
 from __future__ import annotations
@@ -31,12 +40,7 @@ import jax.numpy as jnp
 import numpyro
 from numpyro.distributions import Distribution, constraints
 
-from .likelihood import (
-    tempered_sigmoid_log_likelihood,
-    tempered_sigmoid_log_probs,
-    tempered_softmax_log_likelihood,
-    tempered_softmax_log_probs,
-)
+from .estimator import Likelihood
 from .montecarlo import MonteCarlo
 from .noise import Homoscedastic, NoiseStructure
 from .validation import check_array, check_finite, check_positive
@@ -56,7 +60,8 @@ def _model_key():
 class _HeteroscedasticBase(Distribution):
     arg_constraints = {"mu": constraints.real_vector}
     pytree_data_fields = ("mu", "noise", "tau", "mc_key")
-    pytree_aux_fields = ("monte_carlo",)
+    pytree_aux_fields = ("monte_carlo", "likelihood")
+    _multilabel = False
 
     def __init__(
         self,
@@ -64,6 +69,7 @@ class _HeteroscedasticBase(Distribution):
         noise: NoiseStructure | None = None,
         *,
         tau: float = 1.0,
+        likelihood: str | Likelihood = "tempered",
         monte_carlo: MonteCarlo | None = None,
         key=None,
         num_samples: int | None = None,
@@ -81,19 +87,23 @@ class _HeteroscedasticBase(Distribution):
         if noise.num_classes != mu.shape[-1]:
             raise ValueError(f"`noise` has K={noise.num_classes}, `mu` has K={mu.shape[-1]}")
         check_positive("tau", tau)
+        likelihood = Likelihood.of(likelihood)
+        likelihood.check_noise(type(noise), multilabel=self._multilabel)
         if monte_carlo is not None and not isinstance(monte_carlo, MonteCarlo):
             raise TypeError(
                 f"`monte_carlo` must be a hetprobit.MonteCarlo, got {type(monte_carlo).__name__}"
             )
-        mc = (monte_carlo or MonteCarlo()).replace(
+        mc = (monte_carlo or likelihood.default_monte_carlo()).replace(
             num_samples=num_samples, sampler=sampler, chunk_size=chunk_size, share_draws=share_draws
         )
         batch_shape = jnp.broadcast_shapes(mu.shape[:-1], noise.batch_shape)
         mu = jnp.broadcast_to(mu, (*batch_shape, mu.shape[-1]))
-        if key is None and not isinstance(noise, Homoscedastic):
+        if key is None and likelihood.needs_key(
+            type(noise), noise.rank, multilabel=self._multilabel
+        ):
             key = _model_key()
         self.mu, self.noise, self.tau, self.mc_key = mu, noise, tau, key
-        self.monte_carlo = mc
+        self.monte_carlo, self.likelihood = mc, likelihood
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
 
     @property
@@ -121,13 +131,18 @@ class _HeteroscedasticBase(Distribution):
 
     def _mc_kwargs(self):
         key = self.mc_key
-        if key is None and not isinstance(self.noise, Homoscedastic):
+        noise = self.noise
+        if key is None and self.likelihood.needs_key(
+            type(noise), noise.rank, multilabel=self._multilabel
+        ):
             raise RuntimeError(
                 "log_prob is a Monte Carlo estimate and needs a key: pass key= to the "
                 "distribution, or build it inside a NumPyro model run under a seed handler "
                 "(SVI, Predictive, numpyro.handlers.seed), where it draws numpyro.prng_key()"
             )
-        return dict(key=key, tau=self.tau, **self.monte_carlo.kwargs())
+        return dict(
+            multilabel=self._multilabel, key=key, tau=self.tau, monte_carlo=self.monte_carlo
+        )
 
     def _utilities(self, key, sample_shape):
         """Gaussian utilities u = mu + eps, shape `sample_shape + batch_shape + (K,)`."""
@@ -147,13 +162,14 @@ class _HeteroscedasticBase(Distribution):
         kwargs = self._mc_kwargs()
         return self._log_prob_batched(
             value,
-            lambda y: self._log_likelihood(self.mu, self.noise, y, **kwargs),
+            lambda y: self.likelihood.log_likelihood(self.mu, self.noise, y, **kwargs),
             len(self.event_shape),
         )
 
     def log_probs(self):
-        """Tempered log-probabilities of every class (multilabel: of y_c = 1), `(*batch, K)`."""
-        return self._all_log_probs(self.mu, self.noise, **self._mc_kwargs())
+        """Log-probabilities of every class (multilabel: of y_c = 1), `(*batch, K)`, by the
+        distribution's likelihood estimator."""
+        return self.likelihood.log_probs(self.mu, self.noise, **self._mc_kwargs())
 
     def _log_prob_batched(self, value, fn, event_ndim):
         """Apply fn(value) for values with extra leading sample dims (same draws for each)."""
@@ -174,22 +190,26 @@ class HeteroscedasticChoice(_HeteroscedasticBase):
     Args:
         mu: mean utilities `(..., K)`; the batch shape is `mu.shape[:-1]`, event shape `()`.
         noise: a `NoiseStructure` (default `Homoscedastic`: a tempered softmax).
-        tau: temperature of the softmax relaxation used by `log_prob` (> 0).
+        tau: temperature of the softmax relaxation used by `log_prob` (> 0; ignored by
+            `likelihood="probit"`).
+        likelihood: "tempered", "probit" or a `hetprobit.Likelihood` (e.g.
+            `Likelihood("probit", num_nodes=48)`); see module docstring.
         monte_carlo: the Monte Carlo setting of `log_prob` / `log_probs` (default
-            `hetprobit.MonteCarlo()`: S = 256 plain MC draws).
+            `likelihood.default_monte_carlo()`: S = 256 plain MC draws for "tempered",
+            64 QMC factor draws for "probit").
         key: key for `log_prob`'s draws (see module docstring); None -> `numpyro.prng_key()`
             drawn here, at construction, when built inside a seeded NumPyro model.
         num_samples, sampler, chunk_size, share_draws: shortcuts that replace the fields of
             `monte_carlo` (validated by `MonteCarlo`).
 
     Raises:
-        ValueError: non-finite `mu`, `noise` with another K, `tau` <= 0, or an invalid Monte
-            Carlo setting (unknown sampler, odd S with antithetic pairs, S < 1).
-        TypeError: `noise` not a `NoiseStructure`, `monte_carlo` not a `MonteCarlo`.
+        ValueError: non-finite `mu`, `noise` with another K, `tau` <= 0, an invalid Monte
+            Carlo setting (unknown sampler, odd S with antithetic pairs, S < 1), an unknown
+            `likelihood` or one that does not support the noise structure (e.g. "probit"
+            with `Homoscedastic`, `HetXLNoise` or `FullNoise` noise, multiclass).
+        TypeError: `noise` not a `NoiseStructure`, `monte_carlo` not a `MonteCarlo`,
+            `likelihood` neither a name nor a `Likelihood`.
     """
-
-    _log_likelihood = staticmethod(tempered_softmax_log_likelihood)
-    _all_log_probs = staticmethod(tempered_softmax_log_probs)
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
@@ -206,16 +226,17 @@ class HeteroscedasticChoice(_HeteroscedasticBase):
 class HeteroscedasticIndicators(_HeteroscedasticBase):
     """Multilabel indicators y_c = 1{mu_c + eps_c > 0}, eps ~ N(0, Sigma).
 
-    Event shape `(K,)`; `log_prob` sums the per-class tempered-sigmoid Bernoulli terms.
-    Arguments as in `HeteroscedasticChoice`.
+    Event shape `(K,)`; `log_prob` sums the per-class Bernoulli terms log P(y_c): tempered
+    sigmoid estimates, or with `likelihood="probit"` the exact marginals
+    log Phi((2 y_c - 1) mu_c / sqrt(Sigma_cc)) (no draws, no key). Arguments as in
+    `HeteroscedasticChoice`.
     """
+
+    _multilabel = True
 
     def __init__(self, mu, noise=None, **kwargs):
         mu = check_array("mu", mu, min_ndim=1)
         super().__init__(mu, noise, event_shape=(mu.shape[-1],), **kwargs)
-
-    _log_likelihood = staticmethod(tempered_sigmoid_log_likelihood)
-    _all_log_probs = staticmethod(tempered_sigmoid_log_probs)
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self):

@@ -13,7 +13,9 @@
 - `relaxation`: `relaxation_sweep` (over the relaxation temperature tau),
   `relaxation_bias`, `gradient_variance`.
 - `arviz_export`: `to_arviz`, `summarize`, `plot_posterior`, `plot_losses`.
-- `cli`: the `hetprobit` command (digits study).
+- `studies`: the studies behind the command, one module each: `compare` (`run_compare`,
+  `write_compare`), `bias` (`run_bias`, `write_bias`), `methods` (`METHODS`, `noisy_digits`).
+- `cli`: the `hetprobit` command, a subcommand per study (`compare` by default, `bias`).
 - `sharding`: data-parallel placement used by `fit(..., devices=...)`; multi-host notes.
 """
 
@@ -53,6 +55,12 @@ from .relaxation import (
     relaxation_sweep as relaxation_sweep,
 )
 from .sharding import DataParallel as DataParallel, data_parallel as data_parallel
+from .studies.bias import BiasResults as BiasResults, run_bias as run_bias, write_bias as write_bias
+from .studies.compare import (
+    CompareResults as CompareResults,
+    run_compare as run_compare,
+    write_compare as write_compare,
+)
 from .svi import (
     EarlyStoppingState as EarlyStoppingState,
     EpochInfo as EpochInfo,
@@ -66,7 +74,9 @@ from .svi import (
 )
 
 __all__ = [
+    "BiasResults",
     "build_svi",
+    "CompareResults",
     "data_parallel",
     "DataParallel",
     "default_optimizer",
@@ -93,6 +103,8 @@ __all__ = [
     "predict_probs",
     "relaxation_bias",
     "relaxation_sweep",
+    "run_bias",
+    "run_compare",
     "RelaxationBias",
     "RelaxationSweep",
     "run_epoch",
@@ -103,4 +115,6 @@ __all__ = [
     "Validation",
     "validate_data",
     "validation_loss",
+    "write_bias",
+    "write_compare",
 ]

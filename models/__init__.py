@@ -7,12 +7,34 @@
 - `classifier`: `Classifier` (backbone + head) and the NumPyro `classifier_model`.
 - `synthetic`: data from the exact generative process with planted class pairs.
 - `probit_regression`: multinomial probit for discrete choice; `modechoice` loader.
+- `choice_data`, `choice_spec`, `choice_likelihood`, `choice_fit`, `choice_results`,
+  `choice_datasets`: logit and probit discrete-choice models (`ChoiceSpec`, `fit_choice`).
+- `estimation`: maximum likelihood with BFGS (compiled once per shape), standard errors, LR tests.
 - `covariance_analysis`: average Sigma(x) over a data set, top class pairs (seed 002 Table 4).
 """
 
 from hetprobit.noise import HetXLNoise as HetXLNoise  # re-export: defined in the core
 
 from .backbones import MLP as MLP, ResidualBlock as ResidualBlock, ResNet as ResNet
+from .choice_data import ChoiceData as ChoiceData
+from .choice_datasets import (
+    load_catsup as load_catsup,
+    load_fishing as load_fishing,
+    load_heating as load_heating,
+    load_mode as load_mode,
+    load_train as load_train,
+    load_travel_mode as load_travel_mode,
+    load_travel_mode_aer as load_travel_mode_aer,
+    load_yogurt as load_yogurt,
+)
+from .choice_fit import (
+    NonConvergenceWarning as NonConvergenceWarning,
+    TemperatureWarning as TemperatureWarning,
+    fit_choice as fit_choice,
+)
+from .choice_likelihood import ChoiceArrays as ChoiceArrays, ChoiceModel as ChoiceModel
+from .choice_results import ChoiceResults as ChoiceResults
+from .choice_spec import ChoiceSpec as ChoiceSpec
 from .classifier import (
     Classifier as Classifier,
     classifier_model as classifier_model,
@@ -26,6 +48,14 @@ from .covariance_analysis import (
     covariance_summary as covariance_summary,
     pair_ranks as pair_ranks,
     top_pairs as top_pairs,
+)
+from .estimation import (
+    Convergence as Convergence,
+    LRTest as LRTest,
+    MLEstimate as MLEstimate,
+    SingularHessianWarning as SingularHessianWarning,
+    lr_test as lr_test,
+    maximize_likelihood as maximize_likelihood,
 )
 from .head import COVARIANCE_TYPES as COVARIANCE_TYPES, HeteroscedasticHead as HeteroscedasticHead
 from .modechoice import (
@@ -54,6 +84,28 @@ from .synthetic import (
 )
 
 __all__ = [
+    "ChoiceArrays",
+    "ChoiceData",
+    "ChoiceModel",
+    "ChoiceResults",
+    "ChoiceSpec",
+    "Convergence",
+    "LRTest",
+    "MLEstimate",
+    "NonConvergenceWarning",
+    "SingularHessianWarning",
+    "TemperatureWarning",
+    "fit_choice",
+    "load_catsup",
+    "load_fishing",
+    "load_heating",
+    "load_mode",
+    "load_train",
+    "load_travel_mode",
+    "load_travel_mode_aer",
+    "load_yogurt",
+    "lr_test",
+    "maximize_likelihood",
     "COVARIANCE_TYPES",
     "MODECHOICE_ALTERNATIVES",
     "ClassPair",

@@ -10,21 +10,20 @@ Collier et al., "Correlated input-dependent label noise in large-scale image
 classification" (2021, arXiv:2105.10305), Algorithm 1; HET-XL: Collier et al., "Massively
 scaling heteroscedastic classifiers" (2023, arXiv:2301.12860).
 
-The head returns log-probabilities `(K,)`, usable directly as logits:
+The head returns log-probabilities `(K,)`, usable directly as logits, by the estimator
+`likelihood=` chooses (`hetprobit.Likelihood`; the table lives in `hetprobit.estimator`):
 
-    multiclass:  log (1/S) Σ_s softmax((mu + eps^(s)) / tau)
-    multilabel:  log (1/S) Σ_s sigmoid((mu + eps^(s)) / tau)     (log P(y_c = 1))
+    "tempered"  multiclass:  log (1/S) Σ_s softmax((mu + eps^(s)) / tau)
+                multilabel:  log (1/S) Σ_s sigmoid((mu + eps^(s)) / tau)   (log P(y_c = 1))
+    "probit"    multiclass:  log P(argmax_j u_j = k), u ~ N(mu, Sigma), no tau (quadrature
+                             over diag(d^2), QMC over the R factor dimensions)
+                multilabel:  log Phi(mu_c / sqrt(Sigma_cc))   (exact, no draws)
 
-with the core's chunked tempered Monte Carlo estimators, configured by two
-`hetprobit.MonteCarlo` values (training and evaluation). `covariance="homoscedastic"` is
-exactly `jax.nn.log_softmax(linear(r))` (at tau = 1).
-
-Initialisation (`RawOutput.init`): the mean layer is `eqx.nn.Linear`'s default; "scale"
-outputs have weights scaled by `noise_init_scale` (1e-2) and a bias such that d ≈
-`noise_init_scale`; "small" outputs have weights and bias of size `noise_init_scale`;
-"default" outputs keep `eqx.nn.Linear`'s initialisation. So an untrained heteroscedastic
-head is close to the homoscedastic one (and Adam still moves the noise parameters at the
-usual speed). Temperature: fixed, or learned as tau = lower + (upper - lower) * sigmoid(p).
+configured by two `hetprobit.MonteCarlo` values (training and evaluation).
+`covariance="homoscedastic"` is exactly `jax.nn.log_softmax(linear(r))` (at tau = 1).
+The mean layer is `eqx.nn.Linear`'s default; the noise outputs start at d ≈
+`noise_init_scale` (`models.noise_outputs`). Temperature: fixed, or learned as
+tau = lower + (upper - lower) * sigmoid(p).
 """
 
 from __future__ import annotations
@@ -34,18 +33,9 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from hetprobit import (
-    HeteroscedasticChoice,
-    HeteroscedasticIndicators,
-    MonteCarlo,
-    tempered_sigmoid_log_likelihood,
-    tempered_sigmoid_log_probs,
-    tempered_softmax_log_likelihood,
-    tempered_softmax_log_probs,
-)
+from hetprobit import HeteroscedasticChoice, HeteroscedasticIndicators, Likelihood, MonteCarlo
 from hetprobit.noise import (
     DEFAULT_MIN_SCALE,
     NOISE_STRUCTURES,
@@ -55,49 +45,12 @@ from hetprobit.noise import (
 )
 from hetprobit.validation import check_num_classes, check_positive, check_positive_int
 
+from .noise_outputs import apply_linear, init_noise_outputs, noise_outputs
+
 __all__ = ["HeteroscedasticHead", "COVARIANCE_TYPES"]
 
 # The registry's names: every registered structure can be a head's `covariance`.
 COVARIANCE_TYPES = NOISE_STRUCTURES
-
-
-def _scaled_linear(in_features, out_features, scale, bias, *, key):
-    """eqx.nn.Linear with its weight multiplied by `scale` and its bias replaced."""
-    layer = eqx.nn.Linear(in_features, out_features, key=key)
-    return eqx.tree_at(lambda m: (m.weight, m.bias), layer, (layer.weight * scale, bias))
-
-
-def _apply(layer: eqx.nn.Linear, r: Array) -> Array:
-    """Apply a one-example layer to r `(*batch, D)` (vmapped over flattened batch axes)."""
-    if r.ndim == 1:
-        return layer(r)
-    flat = jax.vmap(layer)(r.reshape(-1, r.shape[-1]))
-    return flat.reshape(*r.shape[:-1], flat.shape[-1])
-
-
-def _init_output(output, shape, D, s, d_bias, *, layer_key, random_key):
-    """A linear layer D -> prod(shape) (per-example output) or an array (shared output)."""
-    size = math.prod(shape)
-    if output.kind == "shared":
-        return s * jax.random.normal(random_key, shape)
-    if output.init == "scale":
-        return _scaled_linear(D, size, s, jnp.full((size,), d_bias), key=layer_key)
-    if output.init == "small":
-        bias = s * jax.random.normal(random_key, (size,))
-        return _scaled_linear(D, size, s, bias, key=layer_key)
-    return eqx.nn.Linear(D, size, key=layer_key)
-
-
-def _output_keys(key, i):
-    """(layer key, random key) of the i-th raw output.
-
-    Chosen so the built-in structures keep the initial weights of earlier versions of the
-    head (seeded results stay reproducible): the first output's layer uses split 1, the
-    others split 2 (folded for i > 1), random biases / shared arrays split 3.
-    """
-    _, k_first, k_layer, k_random = jax.random.split(key, 4)
-    layer = k_first if i == 0 else (k_layer if i == 1 else jax.random.fold_in(k_layer, i))
-    return layer, (k_random if i <= 2 else jax.random.fold_in(k_random, i))
 
 
 def _make_monte_carlo(name, base, **fields) -> MonteCarlo:
@@ -121,25 +74,36 @@ class HeteroscedasticHead(eqx.Module):
         rank: R, width of the correlated part, for structures with a factor: 1 <= R < K
             ("low_rank", "parameter_efficient") or 1 <= R < D ("hetxl"); default
             min(15, bound - 1). Must stay None for the others.
-        tau: softmax/sigmoid temperature > 0 (its initial value when learned).
-        learn_tau: learn tau = lower + (upper - lower) * sigmoid(p) within `tau_bounds`.
+        tau: softmax/sigmoid temperature > 0 (its initial value when learned); ignored by
+            `likelihood="probit"`.
+        learn_tau: learn tau = lower + (upper - lower) * sigmoid(p) within `tau_bounds`
+            ("tempered" only).
         tau_bounds: (lower, upper), 0 < lower < upper.
+        likelihood: "tempered" (default), "probit", or a `hetprobit.Likelihood` (e.g.
+            `Likelihood("probit", num_nodes=48)`). Multiclass "probit" needs covariance
+            "diagonal" (deterministic: no key), "low_rank" or "parameter_efficient";
+            multilabel "probit" (exact marginals, no key) any covariance but "homoscedastic".
         train_monte_carlo: Monte Carlo setting of `inference=False` calls (default
-            `MonteCarlo(num_samples=256)`).
-        eval_monte_carlo: Monte Carlo setting of `inference=True` calls (default
-            `MonteCarlo(num_samples=1024)`).
+            `likelihood.default_monte_carlo()`: S = 256 for "tempered", 64 QMC factor draws
+            for "probit").
+        eval_monte_carlo: Monte Carlo setting of `inference=True` calls (default: S = 1024
+            for "tempered", 256 QMC factor draws for "probit").
         num_train_samples, num_eval_samples, sampler: shortcuts replacing S of the two
             settings and the sampler of both ("mc", "antithetic" or "qmc").
         multilabel: return log P(y_c = 1) (tempered sigmoid) instead of log p_c.
-        noise_init_scale: initial size of the noise (see module docstring).
+        noise_init_scale: initial size of the noise (`models.noise_outputs`); default 1e-2
+            for "tempered" (near the homoscedastic softmax), 1.0 for "probit" (whose noise
+            is its only smoothing: d = 1e-2 would start it near a hard argmax).
         min_scale: floor of d = softplus(.) + min_scale.
         key: PRNG key for the initial weights (keyword-only).
 
     Raises:
         ValueError: an unknown `covariance`; a `rank` outside its bounds or given for a
             structure without a factor; bad `tau` / `tau_bounds`; an invalid Monte Carlo
-            setting; `noise_init_scale <= min_scale`.
-        TypeError: non-integer sizes, Monte Carlo settings that are not `MonteCarlo`.
+            setting; `noise_init_scale <= min_scale`; an unknown `likelihood`, one that
+            does not support `covariance`, or `learn_tau=True` with "probit".
+        TypeError: non-integer sizes, Monte Carlo settings that are not `MonteCarlo`, a
+            `likelihood` that is neither a name nor a `Likelihood`.
     """
 
     mu: eqx.nn.Linear
@@ -152,6 +116,7 @@ class HeteroscedasticHead(eqx.Module):
     rank: int = eqx.field(static=True)
     learn_tau: bool = eqx.field(static=True)
     tau_bounds: tuple[float, float] = eqx.field(static=True)
+    likelihood: Likelihood = eqx.field(static=True)
     train_monte_carlo: MonteCarlo = eqx.field(static=True)
     eval_monte_carlo: MonteCarlo = eqx.field(static=True)
     multilabel: bool = eqx.field(static=True)
@@ -167,13 +132,14 @@ class HeteroscedasticHead(eqx.Module):
         tau: float = 1.0,
         learn_tau: bool = False,
         tau_bounds: tuple[float, float] = (0.05, 5.0),
+        likelihood: str | Likelihood = "tempered",
         train_monte_carlo: MonteCarlo | None = None,
         eval_monte_carlo: MonteCarlo | None = None,
         num_train_samples: int | None = None,
         num_eval_samples: int | None = None,
         sampler: str | None = None,
         multilabel: bool = False,
-        noise_init_scale: float = 1e-2,
+        noise_init_scale: float | None = None,
         min_scale: float = DEFAULT_MIN_SCALE,
         key: PRNGKeyArray,
     ):
@@ -187,10 +153,17 @@ class HeteroscedasticHead(eqx.Module):
                 f"`tau` must lie strictly inside tau_bounds=({lower}, {upper}) when learned, "
                 f"got tau={tau}"
             )
+        likelihood = Likelihood.of(likelihood)
+        likelihood.check_noise(family.structure, multilabel=bool(multilabel))
+        if learn_tau and not likelihood.has_temperature:
+            raise ValueError(
+                f"`learn_tau=True` needs a temperature, but likelihood={likelihood.name!r} "
+                "has none (tau is ignored): use learn_tau=False"
+            )
         if train_monte_carlo is None:
-            train_monte_carlo = MonteCarlo(num_samples=256)
+            train_monte_carlo = likelihood.default_monte_carlo(inference=False)
         if eval_monte_carlo is None:
-            eval_monte_carlo = MonteCarlo(num_samples=1024)
+            eval_monte_carlo = likelihood.default_monte_carlo(inference=True)
         train_mc = _make_monte_carlo(
             "train_monte_carlo", train_monte_carlo, num_samples=num_train_samples, sampler=sampler
         )
@@ -198,6 +171,8 @@ class HeteroscedasticHead(eqx.Module):
             "eval_monte_carlo", eval_monte_carlo, num_samples=num_eval_samples, sampler=sampler
         )
         check_positive("min_scale", min_scale)
+        if noise_init_scale is None:
+            noise_init_scale = 1e-2 if likelihood.has_temperature else 1.0
         check_positive("noise_init_scale", noise_init_scale)
         if noise_init_scale <= min_scale:
             raise ValueError(
@@ -207,6 +182,7 @@ class HeteroscedasticHead(eqx.Module):
 
         self.covariance_type, self.in_features, self.num_classes = family.name, D, K
         self.rank, self.learn_tau, self.tau_bounds = rank, bool(learn_tau), (lower, upper)
+        self.likelihood = likelihood
         self.train_monte_carlo, self.eval_monte_carlo = train_mc, eval_mc
         self.multilabel, self.min_scale = bool(multilabel), float(min_scale)
         if learn_tau:
@@ -216,23 +192,15 @@ class HeteroscedasticHead(eqx.Module):
             self.tau_param = float(tau)
 
         self.mu = eqx.nn.Linear(D, K, key=jax.random.split(key, 4)[0])
-        s = float(noise_init_scale)
-        # softplus(b) + min_scale = s  <=>  b = log(expm1(s - min_scale))
-        d_bias = float(np.log(np.expm1(s - min_scale)))
-        shapes = family.output_shapes(num_classes=K, rank=rank, in_features=D)
-        layers, shared = {}, {}
-        for i, output in enumerate(family.outputs):
-            if output.kind == "mean_weight":
-                continue
-            shape = shapes[output.name]
-            if math.prod(shape) == 0:  # e.g. the strictly-lower part of a 1 x 1 Cholesky
-                continue
-            k_layer, k_random = _output_keys(key, i)
-            target = shared if output.kind == "shared" else layers
-            target[output.name] = _init_output(
-                output, shape, D, s, d_bias, layer_key=k_layer, random_key=k_random
-            )
-        self.noise_layers, self.noise_shared = layers, shared
+        self.noise_layers, self.noise_shared = init_noise_outputs(
+            family,
+            in_features=D,
+            num_classes=K,
+            rank=rank,
+            noise_init_scale=noise_init_scale,
+            min_scale=min_scale,
+            key=key,
+        )
 
     @staticmethod
     def _check_bounds(tau_bounds):
@@ -294,23 +262,9 @@ class HeteroscedasticHead(eqx.Module):
 
     def raw_outputs(self, r: Float[Array, "*batch D"]) -> dict[str, Array]:
         """The noise family's raw outputs by name (per-example ones `(*batch, *shape)`)."""
-        r = self._check_input(r)
-        family, batch = self.family, r.shape[:-1]
-        shapes = family.output_shapes(
-            num_classes=self.num_classes, rank=self.rank, in_features=self.in_features
-        )
-        raw = {}
-        for output in family.outputs:
-            shape = shapes[output.name]
-            if output.kind == "mean_weight":
-                raw[output.name] = self.mu.weight
-            elif output.kind == "shared":
-                raw[output.name] = self.noise_shared[output.name]
-            elif output.name in self.noise_layers:
-                raw[output.name] = _apply(self.noise_layers[output.name], r).reshape(*batch, *shape)
-            else:
-                raw[output.name] = jnp.zeros((*batch, *shape), r.dtype)
-        return raw
+        params = (self.noise_layers, self.noise_shared, self.mu.weight)
+        r, K = self._check_input(r), self.num_classes
+        return noise_outputs(self.family, r, *params, num_classes=K, rank=self.rank)
 
     def noise_parameters(self, r: Float[Array, "*batch D"]) -> tuple[Array, NoiseStructure]:
         """mu `(*batch, K)` and the `NoiseStructure` of Sigma(r) (batch shape `*batch`).
@@ -321,7 +275,7 @@ class HeteroscedasticHead(eqx.Module):
         noise = self.family.build(
             self.raw_outputs(r), num_classes=self.num_classes, min_scale=self.min_scale
         )
-        return _apply(self.mu, r), noise
+        return apply_linear(self.mu, r), noise
 
     def covariance(self, r: Float[Array, "*batch D"]) -> Float[Array, "*batch K K"]:
         """Dense Sigma(r) `(*batch, K, K)` (zeros for the homoscedastic head); small K only."""
@@ -347,12 +301,26 @@ class HeteroscedasticHead(eqx.Module):
             monte_carlo = self.eval_monte_carlo if inference else self.train_monte_carlo
         return _make_monte_carlo("monte_carlo", monte_carlo, num_samples=num_samples)
 
-    def _require_key(self, key):
-        if key is None and self.is_stochastic:
+    @property
+    def needs_key(self) -> bool:
+        """Whether the head's estimate draws random numbers (False: homoscedastic, and
+        "probit" with diagonal noise or multilabel)."""
+        return self.likelihood.needs_key(
+            self.family.structure, self.rank, multilabel=self.multilabel
+        )
+
+    def _estimate(self, r, inference, num_samples, monte_carlo, key):
+        """(mu, noise) of r and the keyword arguments of the `Likelihood` methods."""
+        if key is None and self.needs_key:
             raise ValueError(
-                f"HeteroscedasticHead(covariance={self.covariance_type!r}) is a Monte Carlo "
-                "estimate and needs a PRNG key: call it with key=jax.random.key(...)"
+                f"HeteroscedasticHead(covariance={self.covariance_type!r}, "
+                f"likelihood={self.likelihood.name!r}) is a Monte Carlo estimate and needs a "
+                "PRNG key: call it with key=jax.random.key(...)"
             )
+        mu, noise = self.noise_parameters(r)
+        mc = self.monte_carlo(inference, num_samples, monte_carlo)
+        kwargs = dict(multilabel=self.multilabel, key=key, tau=self.tau, monte_carlo=mc)
+        return mu, noise, kwargs
 
     # ------------------------------------------------------------------ outputs
     def __call__(
@@ -366,7 +334,7 @@ class HeteroscedasticHead(eqx.Module):
     ) -> Float[Array, " K"]:
         """Log-probabilities `(K,)` of ONE example (multilabel: log P(y_c = 1)).
 
-        `key` drives the Monte Carlo draws (required unless homoscedastic); `inference`
+        `key` drives the Monte Carlo draws (required unless `needs_key` is False); `inference`
         selects `eval_monte_carlo` instead of `train_monte_carlo`; `num_samples` replaces S,
         `monte_carlo` the whole setting (see `monte_carlo()`). Batch with `jax.vmap`.
         """
@@ -390,15 +358,12 @@ class HeteroscedasticHead(eqx.Module):
         monte_carlo: MonteCarlo | None = None,
     ) -> Float[Array, "*batch K"]:
         """Batched predictive log-probabilities `(*batch, K)`; see `__call__`."""
-        self._require_key(key)
-        mu, noise = self.noise_parameters(r)
-        tau = self.tau
-        if not self.is_stochastic:
+        mu, noise, kwargs = self._estimate(r, inference, num_samples, monte_carlo, key)
+        if not self.is_stochastic:  # bit-exact with log_softmax(linear(r)) at tau = 1
+            tau = self.tau
             u = mu if (not self.learn_tau and tau == 1.0) else mu / tau
             return jax.nn.log_sigmoid(u) if self.multilabel else jax.nn.log_softmax(u, axis=-1)
-        fn = tempered_sigmoid_log_probs if self.multilabel else tempered_softmax_log_probs
-        mc = self.monte_carlo(inference, num_samples, monte_carlo)
-        return fn(mu, noise, key=key, tau=tau, **mc.kwargs())
+        return self.likelihood.log_probs(mu, noise, **kwargs)
 
     def log_likelihood(
         self,
@@ -410,16 +375,13 @@ class HeteroscedasticHead(eqx.Module):
         num_samples: int | None = None,
         monte_carlo: MonteCarlo | None = None,
     ) -> Float[Array, "*batch"]:
-        """Per-example tempered log-likelihood of observed labels, `(*batch,)`.
+        """Per-example log-likelihood of observed labels by the head's estimator, `(*batch,)`.
 
         Multiclass `labels` are integers `(*batch,)` (only the observed class's term is
-        computed per draw); multilabel `labels` are 0/1 indicators `(*batch, K)`.
+        computed); multilabel `labels` are 0/1 indicators `(*batch, K)`.
         """
-        self._require_key(key)
-        mu, noise = self.noise_parameters(r)
-        fn = tempered_sigmoid_log_likelihood if self.multilabel else tempered_softmax_log_likelihood
-        mc = self.monte_carlo(inference, num_samples, monte_carlo)
-        return fn(mu, noise, labels, key=key, tau=self.tau, **mc.kwargs())
+        mu, noise, kwargs = self._estimate(r, inference, num_samples, monte_carlo, key)
+        return self.likelihood.log_likelihood(mu, noise, labels, **kwargs)
 
     def distribution(
         self,
@@ -433,11 +395,11 @@ class HeteroscedasticHead(eqx.Module):
         """The NumPyro distribution of labels given r `(*batch, D)`.
 
         Its `sample` is the exact generative process (argmax / threshold of Gaussian
-        utilities); its `log_prob` the tempered estimate with `key` (None: the distribution
-        draws `numpyro.prng_key()` when built inside a seeded model, see
+        utilities); its `log_prob` the head's `likelihood` estimate with `key` (None: the
+        distribution draws `numpyro.prng_key()` when built inside a seeded model, see
         `hetprobit.distributions`).
         """
         mu, noise = self.noise_parameters(r)
         cls = HeteroscedasticIndicators if self.multilabel else HeteroscedasticChoice
         mc = self.monte_carlo(inference, num_samples, monte_carlo)
-        return cls(mu, noise, tau=self.tau, monte_carlo=mc, key=key)
+        return cls(mu, noise, tau=self.tau, likelihood=self.likelihood, monte_carlo=mc, key=key)

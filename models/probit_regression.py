@@ -12,20 +12,19 @@ so the noise is specified for the differences w.r.t. the base alternative:
 
 with L lower triangular, positive diagonal exp(.) and L_00 = 1 fixed, which fixes the scale
 (Omega_00 = 1). Equivalently the utility covariance Sigma has a zero row/column at the base
-and Omega in the others (`utility_covariance`).
+and Omega in the others (`utility_covariance`). This is `fit_choice(..., family="probit",
+covariance="full")` on generic attributes; `fit_probit` is a thin array-level wrapper of it.
 
 Likelihoods (`method=`):
 
-- "exact": `hetprobit.exact.exact_choice_probs` (closed form K = 2, bivariate K = 3,
-  trivariate K = 4, lattice SOV up to 10) with covariance Sigma + 1 1^T, which has the same
-  choice probabilities (a common shock does not change the argmax) and a positive diagonal.
+- "exact": `hetprobit.exact_choice_log_probs` in log space (closed form K = 2, bivariate
+  K = 3, trivariate K = 4, lattice SOV up to 10) with covariance Sigma + 1 1^T, which has the
+  same choice probabilities (a common shock does not change the argmax) and a positive
+  diagonal. Tail log-probabilities are exact (no floored probability).
 - "tempered": the core's tempered-softmax MC likelihood with a *fixed* key (common random
   numbers: simulated maximum likelihood with a smooth, deterministic objective). Sigma is
   represented as `LowRankNoise(jitter, F)` with F the (J, J-1) factor [zero row at the base,
   L elsewhere] and a 1e-3 jitter on the diagonal (variance change 1e-6).
-
-`fit_probit` maximises the mean log-likelihood with Adam under `lax.scan` (attributes are
-rescaled by their standard deviation inside the fit and the coefficients mapped back).
 """
 
 from __future__ import annotations
@@ -35,13 +34,21 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from hetprobit import tempered_softmax_log_likelihood, tempered_softmax_log_probs
-from hetprobit.validation import check_array, check_labels, check_positive, check_positive_int
-from hetprobit.noise import LowRankNoise
+from hetprobit import (
+    LowRankNoise,
+    exact_choice_log_probs,
+    tempered_softmax_log_likelihood,
+    tempered_softmax_log_probs,
+)
+from hetprobit.validation import check_array, check_labels, check_positive_int
+
+from .choice_data import ChoiceData
+from .choice_fit import fit_choice
+from .choice_results import ChoiceResults
+from .choice_spec import ChoiceSpec
 
 __all__ = [
     "ProbitParams",
@@ -78,11 +85,12 @@ class ProbitParams(NamedTuple):
 
 
 class ProbitFit(NamedTuple):
-    """Result of `fit_probit`: fitted params (original attribute units) and the loss trace."""
+    """Result of `fit_probit`: fitted params (original attribute units), the exact
+    log-likelihood at them and the full `ChoiceResults` (standard errors, convergence)."""
 
     params: ProbitParams
-    losses: Float[Array, " steps"]
     log_likelihood: float
+    results: ChoiceResults
 
 
 def init_probit_params(num_alternatives: int, num_attributes: int) -> ProbitParams:
@@ -166,12 +174,10 @@ def _noise(params, base, J):
     return LowRankNoise(jnp.full((J,), JITTER, F.dtype), F)
 
 
-def _exact_probs(V, params, base):
-    from hetprobit.exact import exact_choice_probs  # imported lazily: optional core module
-
+def _exact_log_probs(V, params, base):
     J = V.shape[-1]
     cov = utility_covariance(params, base=base) + jnp.ones((J, J), V.dtype)
-    return exact_choice_probs(V, cov)
+    return exact_choice_log_probs(V, cov)
 
 
 def choice_log_probs(
@@ -189,8 +195,7 @@ def choice_log_probs(
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
     V = systematic_utilities(params, attributes, base=base)
     if method == "exact":
-        tiny = jnp.finfo(V.dtype).tiny
-        return jnp.log(jnp.maximum(_exact_probs(V, params, base), tiny))
+        return _exact_log_probs(V, params, base)
     if key is None:
         raise ValueError("method='tempered' needs key= (fixed key: common random numbers)")
     noise = _noise(params, base, V.shape[-1])
@@ -217,9 +222,8 @@ def choice_log_likelihood(
     if choices.shape != (N,):
         raise ValueError(f"`choices` must have shape ({N},), got {choices.shape}")
     if method == "exact":
-        p = _exact_probs(V, params, base)
-        p_obs = jnp.sum(p * jax.nn.one_hot(choices, J, dtype=p.dtype), axis=-1)
-        return jnp.log(jnp.maximum(p_obs, jnp.finfo(p.dtype).tiny))
+        lp = _exact_log_probs(V, params, base)
+        return jnp.take_along_axis(lp, choices[:, None].astype(jnp.int32), axis=-1)[:, 0]
     if key is None:
         raise ValueError("method='tempered' needs key= (fixed key: common random numbers)")
     noise = _noise(params, base, J)
@@ -249,52 +253,68 @@ def fit_probit(
     *,
     base: int = 0,
     method: str = "exact",
-    num_steps: int = 300,
-    learning_rate: float = 0.05,
     key: PRNGKeyArray | None = None,
     tau: float = 0.1,
     num_samples: int = 512,
     init: ProbitParams | None = None,
+    max_steps: int = 500,
 ) -> ProbitFit:
-    """Maximum (simulated) likelihood fit with Adam; returns params in the original units.
+    """Maximum (simulated) likelihood fit: `fit_choice(family="probit", covariance="full")`.
 
-    Attributes are divided by their standard deviation (over travellers and alternatives)
-    for the optimisation, and beta is mapped back. `key` is required for
-    `method="tempered"` and stays fixed across steps (common random numbers).
+    Args:
+        attributes: `(N, J, p)` generic attributes; choices: `(N,)` chosen indices.
+        base: index of the base alternative. method: "exact" | "tempered" (the latter needs a
+            fixed `key`; `tau`, `num_samples` as in the module docstring).
+        init: starting parameters (default: from the logit fit, see `fit_choice`).
+        max_steps: BFGS iterations per start.
+
+    Returns:
+        `ProbitFit(params, log_likelihood, results)`: the best point found (BFGS from several
+        starts, never a worse last iterate); `log_likelihood` is the exact log-likelihood.
+
+    Raises:
+        ValueError: bad shapes, labels, base or method; tempered without a key.
     """
     attributes = check_array("attributes", attributes, ndim=3)
     N, J, p = attributes.shape
-    check_positive_int("num_steps", num_steps)
-    check_positive("learning_rate", learning_rate)
+    check_positive_int("max_steps", max_steps)
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
     if method == "tempered" and key is None:
         raise ValueError("method='tempered' needs key= (fixed key: common random numbers)")
-    sd = jnp.std(attributes.reshape(-1, p), axis=0) if p else jnp.ones((0,))
-    sd = jnp.where(sd > 0, sd, 1.0)
-    scaled = attributes / sd[None, None]
-    params = init_probit_params(J, p) if init is None else init
-    params = params._replace(beta=params.beta * sd)
-    _check_data(params, scaled, base)
-    choices = check_labels("choices", choices, J)
-    kwargs = dict(base=base, method=method, key=key, tau=tau, num_samples=num_samples)
-
-    def loss_fn(prm):
-        return -jnp.mean(choice_log_likelihood(prm, scaled, choices, **kwargs))
-
-    opt = optax.adam(learning_rate)
-
-    @jax.jit
-    def run(prm):
-        def step(carry, _):
-            prm, state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(prm)
-            updates, state = opt.update(grads, state, prm)
-            return (optax.apply_updates(prm, updates), state), loss
-
-        (prm, _), losses = lax.scan(step, (prm, opt.init(prm)), None, length=num_steps)
-        return prm, losses, loss_fn(prm)
-
-    params, losses, final = run(params)
-    params = params._replace(beta=params.beta / sd)
-    return ProbitFit(params, losses, float(-final * N))
+    if not (isinstance(base, int) and 0 <= base < J):
+        raise ValueError(f"`base` must be an alternative index in [0, {J}), got {base!r}")
+    choices = np.asarray(check_labels("choices", choices, J))
+    if choices.shape != (N,):
+        raise ValueError(f"`choices` must have shape ({N},), got {choices.shape}")
+    alts = tuple(f"alt{j}" for j in range(J))
+    names = tuple(f"x{i}" for i in range(p))
+    data = ChoiceData.from_arrays(
+        np.asarray(attributes, np.float64), choices.astype(np.int32), alternatives=alts,
+        attribute_names=names,
+    )  # fmt: skip
+    spec = ChoiceSpec(base=alts[base], generic=names)
+    starts = None
+    if init is not None:
+        _check_data(init, attributes, base)
+        L = np.asarray(difference_cholesky(init), np.float64)
+        raw = []
+        for i in range(J - 1):
+            raw += list(L[i, :i]) + ([float(np.log(L[i, i]))] if i else [])
+        starts = np.concatenate([np.asarray(init.asc), np.asarray(init.beta), raw])[None]
+    res = fit_choice(
+        data, spec, family="probit", covariance="full", method=method, key=key, tau=tau,
+        num_samples=num_samples, starts=starts, max_steps=max_steps,
+    )  # fmt: skip
+    theta = res.params
+    with jax.enable_x64(True):
+        L = res.model.noise(jnp.asarray(theta))[0].factor
+        L = np.delete(np.asarray(L), base, axis=0)
+    chol = np.tril(L, -1) + np.diag(np.log(np.diagonal(L)))
+    dtype = attributes.dtype
+    params = ProbitParams(
+        jnp.asarray(theta[: J - 1], dtype),
+        jnp.asarray(theta[J - 1 : J - 1 + p], dtype),
+        jnp.asarray(chol, dtype),
+    )
+    return ProbitFit(params, res.log_likelihood, res)

@@ -187,3 +187,60 @@ def test_predictive_samples_labels_from_the_generative_process():
     exact = scipy_choice_probs(mu[0], noise.covariance()[0])
     freq = np.bincount(np.asarray(out[:, 0]), minlength=4) / 50_000
     assert np.abs(freq - exact).max() < 4.5 * np.sqrt(0.25 / 50_000)
+
+
+# ------------------------------------------------------------------ likelihood="probit"
+def test_probit_log_prob_is_the_probit_estimator():
+    mu, noise = _case()
+    key, y = jax.random.key(6), jnp.array([2, 0])
+    lik = hp.Likelihood("probit", num_nodes=16)
+    d = hp.HeteroscedasticChoice(mu, noise, tau=0.3, likelihood=lik, key=key)
+    assert d.monte_carlo == hp.MonteCarlo(64, "qmc")  # the probit's default draws
+    ref = hp.probit_log_likelihood(mu, noise, y, key=key, num_nodes=16)
+    np.testing.assert_allclose(d.log_prob(y), ref, rtol=1e-6)  # tau ignored
+    np.testing.assert_allclose(
+        d.log_probs(), hp.probit_log_probs(mu, noise, key=key, num_nodes=16), rtol=1e-6
+    )
+    np.testing.assert_allclose(jax.jit(lambda dist: dist.log_prob(y))(d), ref, rtol=1e-6)
+    # sample is the generative process whatever the likelihood
+    tempered = hp.HeteroscedasticChoice(mu, noise, key=key)
+    k = jax.random.key(7)
+    np.testing.assert_array_equal(d.sample(k, (5,)), tempered.sample(k, (5,)))
+    # diagonal noise: deterministic, no key needed even outside a seed handler
+    diag = hp.DiagonalNoise(noise.scale)
+    dd = hp.HeteroscedasticChoice(mu, diag, likelihood="probit")
+    assert dd.mc_key is None
+    np.testing.assert_allclose(dd.log_prob(y), hp.probit_log_likelihood(mu, diag, y), rtol=1e-6)
+
+
+def test_multilabel_probit_log_prob_is_the_exact_marginal_likelihood():
+    mu, noise = _case()
+    d = hp.HeteroscedasticIndicators(mu, noise, likelihood="probit")  # no key, no handler
+    z = jnp.array([[1, 0, 1, 0], [0, 0, 1, 1]])
+    sd = np.sqrt(np.asarray(noise.variance()))
+    sign = 2.0 * np.asarray(z) - 1.0
+    ref = norm.logcdf(sign * np.asarray(mu) / sd).sum(-1)  # scipy closed form
+    np.testing.assert_allclose(d.log_prob(z), ref, rtol=1e-5)
+    np.testing.assert_allclose(
+        jnp.exp(d.log_probs()), norm.cdf(np.asarray(mu) / sd), rtol=1e-5, atol=1e-7
+    )
+    full = hp.FullNoise(jnp.linalg.cholesky(noise.covariance()))
+    df = hp.HeteroscedasticIndicators(mu, full, likelihood="probit")
+    np.testing.assert_allclose(df.log_prob(z), ref, rtol=1e-5)
+
+
+def test_probit_with_an_unsupported_structure_or_bad_choice_raises():
+    mu, noise = _case()
+    full = hp.FullNoise(jnp.linalg.cholesky(noise.covariance()))
+    with pytest.raises(ValueError, match="likelihood='probit'.*covariance='full'"):
+        hp.HeteroscedasticChoice(mu, full, likelihood="probit")
+    with pytest.raises(ValueError, match="likelihood='probit'.*covariance='homoscedastic'"):
+        hp.HeteroscedasticChoice(mu, likelihood="probit")
+    with pytest.raises(ValueError, match="likelihood='probit'.*covariance='homoscedastic'"):
+        hp.HeteroscedasticIndicators(mu, likelihood="probit")
+    with pytest.raises(ValueError, match="`likelihood` must be one of"):
+        hp.HeteroscedasticChoice(mu, noise, likelihood="exact")
+    with pytest.raises(TypeError, match="likelihood"):
+        hp.HeteroscedasticChoice(mu, noise, likelihood=None)
+    with pytest.raises(RuntimeError, match="needs a key"):  # factor draws need a key
+        hp.HeteroscedasticChoice(mu, noise, likelihood="probit").log_prob(jnp.array([0, 1]))

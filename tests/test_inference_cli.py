@@ -1,7 +1,8 @@
-"""The `hetprobit` command (`inference.cli`): exit 0 on success with the report written
-(parent folders created), exit 2 on bad options before any work."""
+"""The `hetprobit` command (`inference.cli`): each subcommand in `--quick` mode exits 0 and
+writes its documented files and fields; bad options exit 2 before any work."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,45 +12,74 @@ from pathlib import Path
 import pytest
 
 from inference.cli import main, parse_args
-from models import COVARIANCE_TYPES
+from inference.studies.compare import DEFAULT_METHODS, QUICK_METHODS
+from inference.studies.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
+ROW_FIELDS = ("method", "nll", "ece", "accuracy", "brier", "fit_s")
 
 
-def _command(*args):
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "inference.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def _finite(*values):
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
 
-def test_successful_run_exits_0_and_writes_report(tmp_path):
-    out = tmp_path / "new" / "folder" / "digits.json"
-    proc = _command(
-        "--covariance", "homoscedastic", "--epochs", "3", "--no-progress", "--out", str(out)
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(out.read_text())
-    assert report["test"]["accuracy"] > 0.8  # 10 classes; measured 0.93 after 3 epochs
-    assert report["config"]["epochs"] == 3
-    assert json.loads(proc.stdout) == report  # printed once, on stdout
+def test_bare_command_is_compare_quick_and_writes_the_documented_files(tmp_path, capsys):
+    out = tmp_path / "new" / "compare"
+    assert main(["--quick", "--no-progress", "--out", str(out)]) == 0  # no subcommand: compare
+    report = json.loads((out / "results.json").read_text())
+    assert report["study"] == "compare"
+    assert [r["method"] for r in report["rows"]] == list(QUICK_METHODS)
+    for row in report["rows"]:
+        assert set(ROW_FIELDS) <= set(row)
+        assert _finite(*(row[k] for k in ROW_FIELDS[1:]))
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["ece"] <= 1 and 0 <= row["brier"] <= 2
+        assert row["accuracy"] > 0.5  # 10 classes, 3 epochs; measured ~0.8
+        assert (out / f"reliability_{row['method']}.png").stat().st_size > 0
+    assert (out / "reliability.png").exists() and (out / "pairs.png").exists()
+    cfg = report["config"]
+    assert cfg["noise_rate"] == 0.3 and cfg["seed"] == 0 and cfg["data"]["test_labels"] == "clean"
+    assert set(report["legend"]) == {"accuracy", "nll", "ece", "brier", "fit_s"}
+    pairs = report["pairs"]
+    assert pairs["method"] == "low_rank"
+    assert sorted(map(tuple, pairs["true_pairs"])) == sorted(map(tuple, cfg["data"]["noisy_pairs"]))
+    for score in pairs["recovery"].values():
+        assert 0.0 <= score <= 1.0
+    printed = capsys.readouterr().out
+    assert "top-1" in printed and "15 equal-width" in printed and "recovery:" in printed
+
+
+def test_bias_quick_writes_rows_and_figure(tmp_path):
+    out = tmp_path / "bias"
+    argv = ["bias", "--quick", "--no-progress", "--out", str(out)]  # quick: K = 3
+    assert main(argv) == 0
+    report = json.loads((out / "results.json").read_text())
+    rows = report["rows"]
+    tempered = [r for r in rows if r["estimator"] == "tempered"]
+    assert {(r["tau"], r["num_samples"]) for r in tempered} == {(0.1, 16), (1.0, 16)}
+    for r in rows:
+        assert {"tau", "num_samples", "bias", "grad_variance", "num_classes", "estimator"} <= set(r)
+        assert r["num_classes"] == 3 and r["estimator"] in ("tempered", "probit")
+        assert _finite(r["bias"]) and r["bias"] >= 0
+        if r["estimator"] == "tempered":  # probit: null until the head has that likelihood
+            assert _finite(r["grad_variance"])
+    assert {r["tau"] for r in rows if r["estimator"] == "probit"} <= {0.0}
+    assert (out / "bias.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
     "argv, match",
     [
         (["--epochs", "-1"], "--epochs: must be > 0"),
-        (["--members", "0"], "--members: must be > 0"),
-        (["--batch-size", "5000"], "--batch-size: 5000 exceeds the 1257 training"),
-        (["--samples", "x"], "--samples: expected a int"),
-        (["--covariance", "full-rank"], "--covariance: invalid choice"),
+        (["compare", "--epochs", "x"], "--epochs: expected an int"),
+        (["--methods", "low_rank,nope"], "--methods: unknown method(s) ['nope']"),
+        (["--methods", ","], "--methods: expected a comma-separated list"),
+        (["--noise-rate", "0.6"], "--noise-rate: must lie in [0, 0.5]"),
+        (["--noise-rate", "-0.1"], "--noise-rate: must lie in [0, 0.5]"),
+        (["compare", "--members", "0"], "--members: must be > 0"),
+        (["bias", "--taus", "0.1,0"], "--taus: every tau must be > 0"),
+        (["bias", "--samples", "16,x"], "--samples: expected comma-separated integers"),
+        (["bias", "--classes", "3,12"], "--classes: each K must lie in [2, 10]"),
+        (["frobnicate"], "unrecognized arguments: frobnicate"),  # not a study: compare's
     ],
 )
 def test_bad_options_are_argparse_errors_before_any_work(argv, match, capsys):
@@ -60,14 +90,54 @@ def test_bad_options_are_argparse_errors_before_any_work(argv, match, capsys):
     assert time.perf_counter() - t0 < 5  # nothing was fitted
 
 
-def test_out_pointing_at_a_directory_is_rejected(tmp_path, capsys):
+def test_unavailable_probit_method_is_rejected_before_work(capsys):
+    from inference.studies.methods import probit_available
+
+    if probit_available():
+        assert parse_args(["--methods", "probit"]).methods == ("probit",)
+        return
     with pytest.raises(SystemExit) as exc:
-        main(["--out", str(tmp_path)])
-    assert exc.value.code == 2 and "is a directory" in capsys.readouterr().err
-    proc = _command("--out", str(tmp_path))  # the real command: exit status 2
-    assert proc.returncode == 2 and "--out" in proc.stderr
+        main(["compare", "--methods", "homoscedastic,probit"])
+    assert exc.value.code == 2 and "'probit'" in capsys.readouterr().err
 
 
-def test_covariance_choices_come_from_the_registry():
-    for name in COVARIANCE_TYPES:
-        assert parse_args(["--covariance", name]).covariance == name
+def test_out_pointing_at_a_file_is_rejected(tmp_path, capsys):
+    path = tmp_path / "a_file"
+    path.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["bias", "--out", str(path)])
+    assert exc.value.code == 2 and "is a file" in capsys.readouterr().err
+
+
+def test_real_command_exit_status_2_and_help_shows_defaults():
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+
+    def command(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "inference.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    bad = command("--noise-rate", "2")
+    assert bad.returncode == 2 and "--noise-rate" in bad.stderr
+    for sub, expected in (("compare", "(default: 0.3)"), ("bias", "None: (3, 5), quick (3,)")):
+        helped = command(sub, "--help")
+        assert helped.returncode == 0 and expected in " ".join(helped.stdout.split())
+
+
+def test_defaults_and_method_lists():
+    args = parse_args([])
+    assert args.study == "compare" and args.methods == DEFAULT_METHODS and not args.quick
+    assert "probit" not in DEFAULT_METHODS and set(DEFAULT_METHODS) < set(METHODS)
+    assert parse_args(["--quick"]).methods == QUICK_METHODS
+    args = parse_args(["compare", "--methods", "low_rank, mbls", "--noise-rate", "0"])
+    assert args.methods == ("low_rank", "mbls") and args.noise_rate == 0.0
+    quick = parse_args(["bias", "--quick"])
+    assert quick.taus == (0.1, 1.0) and quick.samples == (16,) and quick.classes == (3,)
+    assert parse_args(["bias"]).classes == (3, 5)

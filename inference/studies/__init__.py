@@ -1,0 +1,19 @@
+"""The studies behind `hetprobit` (one module per study; the command and notebooks share them).
+
+- `compare`: every method on digits with injected label noise (`run_compare`, `write_compare`).
+- `bias`: relaxation bias and gradient variance of the tempered estimator (`run_bias`,
+  `write_bias`).
+- `methods`: the compared methods (`METHODS`) and the noisy-digits task (`noisy_digits`).
+- `outputs`: results.json, tables and figures.
+
+Each study module has the command-line shape `NAME`, `HELP`, `add_arguments(parser)`,
+`check_arguments(args, parser)`, `run(args)`, `write(results, out)`; `STUDIES` lists them in
+the order of `hetprobit`'s subcommands.
+"""
+
+from . import bias, compare
+
+# the subcommands of `hetprobit`, the first is the default (add `choice` here)
+STUDIES = (compare, bias)
+
+__all__ = ["STUDIES", "bias", "compare"]

@@ -1,0 +1,358 @@
+r"""Choice probabilities and per-chooser log-likelihoods of logit and probit choice models.
+
+U_nj = V_nj + eps_nj, y_n = argmax_j U_nj over the available alternatives, V = X theta_beta
+(`choice_spec.design_matrix`). Families and their normalisations (only utility differences and
+one scale are identified; Train 2009, *Discrete Choice Methods with Simulation*, ch. 2 and 5):
+
+* `logit`: eps iid standard Gumbel (Var = pi^2 / 6): P_nj = softmax_j(V_n) (closed form).
+* `probit`, covariance
+    - `iid`: Sigma = I_J (Var(eps_j) = 1): coefficients compare with other packages' IID probit.
+    - `heteroscedastic`: Sigma = diag(s^2), s_base = 1 fixed; parameters `ln_sd_<alt>`.
+    - `full`: the covariance of the differences w.r.t. the base, Omega = Cov(eps_j - eps_base)
+      `(J-1, J-1)` = L L^T, L lower triangular with positive diagonal exp(.) and L_00 = 1
+      (Omega_00 = 1 fixes the scale); parameters `ln_chol_<alt>` (diagonal, rows 2..J-1) and
+      `chol_<alt>_<alt>` (below the diagonal). Sigma has a zero row/column at the base.
+    - `factor`: Sigma = I_J + W W^T, W `(J, R)` with a zero row at the base (only differences
+      are identified) and W's non-base rows lower triangular (rotation); unit idiosyncratic
+      variances fix the scale; parameters `load_<alt>_<r>`. Nests iid (W = 0) and is nested in
+      full. Order condition: #parameters <= J (J - 1) / 2 - 1.
+
+Likelihoods (`method=`): "exact" uses `hetprobit.exact_choice_log_probs` (log space; closed
+forms for J <= 4, Genz's lattice SOV / GHK with `n_points * n_shifts` points for 5 <= J <= 10,
+error estimate from the shifts). "tempered" is the core's tempered-softmax Monte Carlo likelihood
+with a fixed key (a logit-kernel probit; biased unless tau << the smallest noise s.d.).
+Unavailable alternatives: logit masks them out of the softmax; probit moves their utility
+40 noise s.d. below the lowest available one (probability < 1e-300, a constant shift).
+
+TODO(issue 12): the untempered factor estimator `hetprobit.probit_log_likelihood` will give a
+third method "untempered" for `heteroscedastic` / `factor`; add it in `ChoiceModel.log_probs`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+import hetprobit
+
+from .choice_spec import DesignLayout, design_matrix
+
+__all__ = [
+    "FAMILIES",
+    "COVARIANCES",
+    "METHODS",
+    "ChoiceArrays",
+    "ChoiceModel",
+    "core_noise",
+    "noise_parameter_names",
+]
+
+FAMILIES = ("logit", "probit")
+COVARIANCES = ("iid", "heteroscedastic", "full", "factor")
+METHODS = ("exact", "tempered")
+JITTER = 1e-3  # s.d. added to every utility in the Monte Carlo representation of "full"
+MASK_SD = 40.0
+TAIL_POINTS, TAIL_SHIFTS = 127, 4  # lattice of the J = 3, 4 tail path (relative error ~1e-3)
+
+NORMALISATION = {
+    "logit": "eps iid standard Gumbel (Var = pi^2/6); asc_base = 0",
+    "iid": "Sigma = I (Var(eps_j) = 1); asc_base = 0",
+    "heteroscedastic": "Sigma = diag(sd^2), sd_base = 1; asc_base = 0",
+    "full": "Omega = Cov(eps_j - eps_base) = L L^T, Omega[0,0] = 1; asc_base = 0",
+    "factor": "Sigma = I + W W^T, W[base] = 0, W lower triangular; asc_base = 0",
+}
+
+
+class ChoiceArrays(NamedTuple):
+    """The arrays a likelihood evaluation needs (jit arguments, not static).
+
+    attributes `(N, J, A)`, individual `(N, Q)`, available `(N, J)` bool, chosen `(N,)` int,
+    key: the fixed PRNG key of the tempered Monte Carlo likelihood (common random numbers).
+    """
+
+    attributes: Float[Array, "N J A"]
+    individual: Float[Array, "N Q"]
+    available: Bool[Array, "N J"]
+    chosen: Int[Array, " N"]
+    key: Array
+
+
+def _pick(values, chosen):
+    return jnp.take_along_axis(values, chosen[:, None], axis=-1)[:, 0]
+
+
+def noise_parameter_names(
+    covariance: str, alternatives: tuple[str, ...], base: int, rank: int
+) -> tuple[str, ...]:
+    """Names of the free noise parameters, in the order of theta after the coefficients."""
+    others = [a for j, a in enumerate(alternatives) if j != base]
+    if covariance == "iid":
+        return ()
+    if covariance == "heteroscedastic":
+        return tuple(f"ln_sd_{a}" for a in others)
+    if covariance == "full":
+        names = []
+        for i, a in enumerate(others):
+            for k in range(i):
+                names.append(f"chol_{a}_{others[k]}")
+            if i > 0:
+                names.append(f"ln_chol_{a}")
+        return tuple(names)
+    return tuple(f"load_{a}_{r}" for i, a in enumerate(others) for r in range(min(i + 1, rank)))
+
+
+def _fill_lower(values, m: int, rank: int):
+    """Scatter the lower-triangular parameters into an `(m, rank)` matrix (row-major order)."""
+    rows, cols = zip(*[(i, r) for i in range(m) for r in range(min(i + 1, rank))], strict=True)
+    return jnp.zeros((m, rank), values.dtype).at[np.array(rows), np.array(cols)].set(values)
+
+
+def _insert_base_row(M, base: int):
+    zero = jnp.zeros((1,) + M.shape[1:], M.dtype)
+    return jnp.concatenate([M[:base], zero, M[base:]], axis=0)
+
+
+def _full_cholesky(raw, m: int):
+    """L `(m, m)`: raw holds, row by row, the sub-diagonal entries then ln L_ii (i >= 1)."""
+    L = jnp.zeros((m, m), raw.dtype).at[0, 0].set(1.0)
+    pos = 0
+    for i in range(m):
+        if i:
+            L = L.at[i, :i].set(raw[pos : pos + i])
+            L = L.at[i, i].set(jnp.exp(raw[pos + i]))
+            pos += i + 1
+    return L
+
+
+def core_noise(covariance: str, raw, *, num_alternatives: int, base: int, rank: int):
+    """Map a covariance name and its raw parameters to the core's noise structure.
+
+    This is the one place that maps choice-model covariance names to `hetprobit` noise
+    structures (switch to the core's registry here).
+
+    Returns:
+        (noise, exact_cov): a `hetprobit.NoiseStructure` used by the Monte Carlo likelihood
+        and for simulation, and the `(J, J)` covariance handed to the exact probit (for "full"
+        F F^T + 1 1^T: a common shock leaves every choice probability unchanged and makes the
+        diagonal positive; the noise structure carries a JITTER^2 = 1e-6 diagonal instead).
+    """
+    J = num_alternatives
+    dtype = raw.dtype
+    if covariance == "iid":
+        noise = hetprobit.DiagonalNoise(jnp.ones(J, dtype))
+        return noise, jnp.eye(J, dtype=dtype)
+    if covariance == "heteroscedastic":
+        sd = _insert_base_row(jnp.exp(raw), base) + jax.nn.one_hot(base, J, dtype=dtype)
+        return hetprobit.DiagonalNoise(sd), jnp.diag(sd**2)
+    if covariance == "full":
+        F = _insert_base_row(_full_cholesky(raw, J - 1), base)
+        noise = hetprobit.LowRankNoise(jnp.full((J,), JITTER, dtype), F)
+        return noise, F @ F.T + jnp.ones((J, J), dtype)
+    W = _insert_base_row(_fill_lower(raw, J - 1, rank), base)
+    noise = hetprobit.LowRankNoise(jnp.ones(J, dtype), W)
+    return noise, noise.covariance()
+
+
+@dataclass(frozen=True)
+class ChoiceModel:
+    """Static description of a choice model (hashable: a jit static argument).
+
+    theta = (coefficients in `layout` order, noise parameters in `noise_names` order).
+    Calling the model, `model(theta, arrays)`, gives the per-chooser log-likelihood `(N,)`.
+    """
+
+    layout: DesignLayout
+    family: str = "logit"
+    covariance: str = "iid"
+    rank: int = 1
+    method: str = "exact"
+    tau: float = 0.05
+    num_samples: int = 1024
+    n_points: int = 1021
+    n_shifts: int = 8
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"`family` must be one of {FAMILIES}, got {self.family!r}")
+        if self.covariance not in COVARIANCES:
+            raise ValueError(f"`covariance` must be one of {COVARIANCES}, got {self.covariance!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}")
+        J = self.num_alternatives
+        if self.family == "probit":
+            if self.method == "exact" and J > hetprobit.MAX_EXACT_CLASSES:
+                raise ValueError(
+                    f"exact probit supports J <= {hetprobit.MAX_EXACT_CLASSES} alternatives, got "
+                    f"{J}; use method='tempered'"
+                )
+            if self.covariance == "factor" and not 1 <= self.rank <= J - 2:
+                raise ValueError(f"`rank` must be in [1, J-2={J - 2}], got {self.rank}")
+            limit = J * (J - 1) // 2 - 1
+            if len(self.noise_names) > limit:
+                raise ValueError(
+                    f"covariance={self.covariance!r} (rank {self.rank}) has "
+                    f"{len(self.noise_names)} noise parameters but J={J} alternatives identify "
+                    f"at most {limit} (order condition)"
+                )
+        if self.method == "tempered" and not self.tau > 0:
+            raise ValueError(f"`tau` must be > 0, got {self.tau}")
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def num_alternatives(self) -> int:
+        return len(self.layout.alternatives)
+
+    @property
+    def coef_names(self) -> tuple[str, ...]:
+        return self.layout.names
+
+    @property
+    def noise_names(self) -> tuple[str, ...]:
+        if self.family == "logit":
+            return ()
+        return noise_parameter_names(
+            self.covariance, self.layout.alternatives, self.layout.base, self.rank
+        )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.coef_names + self.noise_names
+
+    @property
+    def normalisation(self) -> str:
+        return NORMALISATION["logit" if self.family == "logit" else self.covariance]
+
+    def split(self, theta):
+        P = len(self.coef_names)
+        return theta[:P], theta[P:]
+
+    # ------------------------------------------------------------------ maths
+    def utilities(self, theta, attributes, individual) -> Float[Array, "N J"]:
+        """V = X theta_beta, `(N, J)`."""
+        beta, _ = self.split(theta)
+        return design_matrix(self.layout, attributes, individual) @ beta
+
+    def noise(self, theta):
+        """(core noise structure, exact covariance) of the probit (see `core_noise`)."""
+        _, raw = self.split(theta)
+        return core_noise(
+            self.covariance,
+            raw,
+            num_alternatives=self.num_alternatives,
+            base=self.layout.base,
+            rank=self.rank,
+        )
+
+    def difference_covariance(self, theta) -> Float[Array, "Jm1 Jm1"]:
+        """Omega = Cov(eps_j - eps_base), j != base, `(J-1, J-1)` (logit: pi^2/6 (I + 1 1^T))."""
+        J, b = self.num_alternatives, self.layout.base
+        if self.family == "logit":
+            Sigma = (math.pi**2 / 6) * jnp.eye(J)
+        else:
+            Sigma = self.noise(theta)[1]
+        A = jnp.asarray(np.delete(np.eye(J), b, axis=0) - np.eye(J)[b][None], Sigma.dtype)
+        return A @ Sigma @ A.T
+
+    def _masked(self, V, available, cov=None):
+        if cov is None:
+            return jnp.where(available, V, -jnp.inf)
+        low = jnp.min(jnp.where(available, V, jnp.inf), axis=-1, keepdims=True)
+        shift = MASK_SD * jnp.sqrt(jnp.max(jnp.diagonal(cov)))
+        return jnp.where(available, V, lax.stop_gradient(low - shift))
+
+    def log_probs(self, theta, arrays: ChoiceArrays) -> Float[Array, "N J"]:
+        """log P(y_n = j) `(N, J)`; -inf for unavailable alternatives. Probit "tempered" uses
+        the Monte Carlo estimate with `arrays.key`."""
+        V = self.utilities(theta, arrays.attributes, arrays.individual)
+        if self.family == "logit":
+            return jax.nn.log_softmax(self._masked(V, arrays.available), axis=-1)
+        noise, cov = self.noise(theta)
+        Vm = self._masked(V, arrays.available, cov)
+        if self.method == "exact" and self.num_alternatives in (3, 4):
+            lp = self._closed_form_log_probs(Vm, cov, arrays.available)
+        elif self.method == "exact":
+            lp = hetprobit.exact_choice_log_probs(
+                Vm, cov, n_points=self.n_points, n_shifts=self.n_shifts
+            )
+        else:
+            lp = hetprobit.tempered_softmax_log_probs(
+                Vm, noise, key=arrays.key, tau=self.tau, num_samples=self.num_samples
+            )
+        return jnp.where(arrays.available, lp, -jnp.inf)
+
+    def __call__(self, theta, arrays: ChoiceArrays) -> Float[Array, " N"]:
+        """Per-chooser log-likelihood log P(y_n = chosen_n), `(N,)`."""
+        if self.family == "probit" and self.method == "tempered":
+            V = self.utilities(theta, arrays.attributes, arrays.individual)
+            noise, cov = self.noise(theta)
+            return hetprobit.tempered_softmax_log_likelihood(
+                self._masked(V, arrays.available, cov),
+                noise,
+                arrays.chosen,
+                key=arrays.key,
+                tau=self.tau,
+                num_samples=self.num_samples,
+            )
+        if self.family == "probit" and self.num_alternatives in (3, 4):
+            return self._closed_form_log_likelihood(theta, arrays)
+        lp = self.log_probs(theta, arrays)
+        return _pick(lp, arrays.chosen)
+
+    def _closed_form_log_probs(self, Vm, cov, available):
+        """J = 3, 4, all alternatives: as `_closed_form_log_likelihood`."""
+        p = hetprobit.exact_choice_probs(Vm, cov)
+        thresh = 1e-10 if self.num_alternatives == 3 else 1e-8
+        big = p > thresh
+        fast = jnp.log(jnp.where(big, p, 1.0))  # unavailable entries are masked by the caller
+
+        def tail(_):
+            lp = hetprobit.exact_choice_log_probs(
+                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
+            )
+            return jnp.where(big, fast, lp)
+
+        return lax.cond(jnp.all(big | ~available), lambda _: fast, tail, None)
+
+    def _closed_form_log_likelihood(self, theta, arrays):
+        """J = 3, 4: log of the closed-form probability (bivariate / trivariate normal CDF);
+        only when some chooser's probability is below the core's switch point (1e-10 / 1e-8)
+        is the log-space lattice path evaluated (`lax.cond`; TAIL_POINTS x TAIL_SHIFTS lattice
+        points, relative error of the tail probability ~1e-3), so tails are right in log space
+        and ordinary evaluations cost the closed form only."""
+        V = self.utilities(theta, arrays.attributes, arrays.individual)
+        cov = self.noise(theta)[1]
+        Vm = self._masked(V, arrays.available, cov)
+        p_obs = _pick(hetprobit.exact_choice_probs(Vm, cov), arrays.chosen)
+        thresh = 1e-10 if self.num_alternatives == 3 else 1e-8
+        ok = p_obs > thresh
+        fast = jnp.log(jnp.where(ok, p_obs, 1.0))
+
+        def tail(_):
+            lp = hetprobit.exact_choice_log_probs(
+                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
+            )
+            return jnp.where(ok, fast, _pick(lp, arrays.chosen))
+
+        return lax.cond(jnp.all(ok), lambda _: fast, tail, None)
+
+    @property
+    def score_mode(self) -> str:
+        """The tempered likelihood has a custom VJP: its scores need reverse mode."""
+        return "reverse" if self.family == "probit" and self.method == "tempered" else "forward"
+
+    @property
+    def hessian_method(self) -> str:
+        """How the engine computes the Hessian: the probit's is expensive to compile."""
+        return "autodiff" if self.family == "logit" else "differences"
+
+    def smallest_noise_sd(self, theta) -> float:
+        """sqrt of the smallest eigenvalue of Omega: the noise scale the argmax sees."""
+        w = jnp.linalg.eigvalsh(self.difference_covariance(theta))
+        return float(jnp.sqrt(jnp.maximum(w[0], 0.0)))

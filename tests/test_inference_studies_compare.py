@@ -1,0 +1,116 @@
+"""`inference.studies.compare` / `methods`: the noisy-digits task (noise on train and
+validation only, test labels clean and equal to scikit-learn's), and the methods whose
+prediction protocol is a formula on top of a fit (temperature scaling, Taylor), checked
+against direct computations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import hetprobit as hp
+from inference.studies.compare import CompareResults, format_compare, run_compare
+from inference.studies.methods import (
+    METHODS,
+    FitConfig,
+    MethodUnavailable,
+    fit_method,
+    noisy_digits,
+    probit_available,
+)
+
+TINY = FitConfig(epochs=2, train_samples=4, eval_samples=32, members=2, tau_grid=(0.3, 1.0))
+
+
+def test_noise_only_on_train_and_validation():
+    task = noisy_digits(seed=3, noise_rate=0.3)
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(3).permutation(len(y))
+    n_te = len(task.test[1])
+    # test labels are sklearn's own labels of the same images: clean
+    np.testing.assert_array_equal(task.test[1], y[order][-n_te:])
+    np.testing.assert_allclose(task.test[0], x[order][-n_te:] / 16.0)
+    for split, noise in ((task.train, task.train_noise), (task.val, task.val_noise)):
+        np.testing.assert_array_equal(split[1], noise.labels)
+        changed = split[1] != noise.clean
+        assert changed.any()  # noise was injected
+        np.testing.assert_array_equal(changed, noise.swapped)
+        # only within the injected pairs, and only into the partner class
+        partner = {a: b for p in noise.pairs for a, b in (p, p[::-1])}
+        for clean, noisy in zip(noise.clean[changed], split[1][changed], strict=True):
+            assert partner[int(clean)] == int(noisy)
+    assert task.train_noise.pairs == task.val_noise.pairs
+    assert len(task.train[1]) + len(task.val[1]) + n_te == len(y)
+    # rate 0: no noise at all
+    clean = noisy_digits(seed=3, noise_rate=0.0)
+    np.testing.assert_array_equal(clean.train[1], clean.train_noise.clean)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return noisy_digits(seed=0, noise_rate=0.3)
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return {}  # fits shared by the tests below (same task, config and key)
+
+
+def test_temperature_scaling_and_taylor_protocols(task, cache):
+    key = jax.random.key(0)
+    homo = fit_method("homoscedastic", task, TINY, key=key, cache=cache)
+    scaled = fit_method("temp_scaled", task, TINY, key=key, cache=cache)
+    assert len(cache) == 1  # the temperature-scaled model reuses the homoscedastic fit
+    T = scaled.extra["temperature"]
+    # reference: Guo et al. 2017, softmax(logits / T) with T fitted on the noisy validation
+    val_lp = fit_method("homoscedastic", task, TINY, key=key, cache=cache).net
+    r_val = jax.vmap(val_lp.backbone)(jnp.asarray(task.val[0]))
+    logits_val = val_lp.head.log_probs(r_val)
+    np.testing.assert_allclose(T, float(hp.fit_temperature_scaling(logits_val, task.val[1])))
+    np.testing.assert_allclose(
+        scaled.log_probs, jax.nn.log_softmax(homo.log_probs / T, axis=-1), atol=1e-5
+    )
+    nll = lambda lp, y: float(hp.negative_log_likelihood(lp, y))  # noqa: E731
+    assert nll(jax.nn.log_softmax(logits_val / T), task.val[1]) <= nll(logits_val, task.val[1])
+
+    lr = fit_method("low_rank", task, TINY, key=key, cache=cache)
+    taylor = fit_method("taylor", task, TINY, key=key, cache=cache)
+    assert len(cache) == 2  # Taylor reuses the low-rank fit
+    mu, noise = lr.net.head.noise_parameters(jax.vmap(lr.net.backbone)(jnp.asarray(task.test[0])))
+    p = np.clip(np.asarray(hp.taylor_softmax_probs(mu, noise, tau=1.0)), 1e-12, 1.0)
+    np.testing.assert_allclose(
+        np.exp(taylor.log_probs), p / p.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(np.exp(taylor.log_probs).sum(-1), 1.0, atol=1e-5)
+
+
+def test_run_compare_rows_and_report(task, cache):
+    res = run_compare(seed=0, methods=("homoscedastic", "low_rank"), config=TINY, cache=cache)
+    assert isinstance(res, CompareResults)
+    assert [r["method"] for r in res.to_rows()] == ["homoscedastic", "low_rank"]
+    for row in res.rows:
+        probs = res.probs[row["method"]]
+        y = res.test_labels
+        # the row's metrics are the metrics of the stored probabilities (clean test labels)
+        np.testing.assert_allclose(row["accuracy"], np.mean(probs.argmax(-1) == y), atol=1e-6)
+        np.testing.assert_allclose(
+            row["brier"], np.mean(((probs - np.eye(10)[y]) ** 2).sum(-1)), rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            row["nll"], -np.mean(np.log(probs[np.arange(len(y)), y])), rtol=1e-4
+        )
+        assert row["source"] == METHODS[row["method"]].source
+    assert res.pairs is not None and res.pairs.method == "low_rank"
+    assert 0 <= res.pairs.scores["recall_at_P"] <= 1
+    assert "recovery" in format_compare(res)
+    with pytest.raises(KeyError, match="unknown method"):
+        run_compare(methods=("nope",), config=TINY)
+
+
+@pytest.mark.skipif(probit_available(), reason="the untempered probit head is available")
+def test_probit_method_raises_a_clear_error_until_available(task):
+    with pytest.raises(MethodUnavailable, match="issue 12"):
+        fit_method("probit", task, TINY, key=jax.random.key(0))
+    res = run_compare(methods=("probit",), config=TINY)
+    assert res.rows == [] and "probit" in res.unavailable

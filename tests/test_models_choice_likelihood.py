@@ -1,0 +1,110 @@
+"""Choice likelihoods against numpy references: Gauss-Hermite quadrature for independent probit
+noise (in log space, deep tails included: the kind of issue 9 item 8), softmax for the logit,
+availability masks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special
+
+from models import ChoiceData, ChoiceSpec
+from models.choice_likelihood import ChoiceModel
+from models.choice_results import choice_arrays
+from models.choice_spec import design_layout
+from models.estimation import evaluate_log_likelihood
+
+
+def _independent_probit_log_p(V, sd, y, nodes=120):
+    """log P(y) for independent N(V_j, sd_j^2) utilities: E_t prod_{j != y} Phi((V_y - V_j +
+    sd_y t) / sd_j), Gauss-Hermite in log space."""
+    t, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    out = []
+    for n in range(len(y)):
+        k = y[n]
+        z = (V[n, k] - V[n, :, None] + sd[k] * t[None, :]) / sd[:, None]
+        lc = special.log_ndtr(z)
+        lc[k] = 0.0
+        out.append(special.logsumexp(lc.sum(axis=0) + np.log(w)))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def case():
+    # 4 choosers, J = 3; x scaled so chooser 3's choice is deep in the tail (log p ~ -50)
+    X = np.array([[0.0, 0.5, -0.3], [1.0, 0.0, 0.2], [-0.4, 0.3, 0.1], [-5.0, 5.0, 4.0]])
+    data = ChoiceData.from_arrays(
+        X[..., None], np.array([0, 1, 2, 0], np.int32), alternatives=("a", "b", "c"),
+        attribute_names=("x",),
+    )  # fmt: skip
+    return data, design_layout(ChoiceSpec(base="a", generic=("x",), asc=False), data)
+
+
+def test_heteroscedastic_probit_matches_quadrature_including_the_tail(case):
+    data, layout = case
+    model = ChoiceModel(layout, "probit", "heteroscedastic")
+    theta = np.array([1.5, np.log(0.7), np.log(1.3)])  # beta, ln sd_b, ln sd_c
+    with jax.enable_x64(True):
+        ll = evaluate_log_likelihood(model, theta, choice_arrays(data))
+    ref = _independent_probit_log_p(1.5 * data.attributes[..., 0], np.array([1.0, 0.7, 1.3]),
+                                    data.chosen)  # fmt: skip
+    assert ref[3] < -40  # the deep tail
+    np.testing.assert_allclose(ll[:3], ref[:3], rtol=1e-9)
+    np.testing.assert_allclose(ll[3], ref[3], rtol=2e-3)  # tail lattice, relative ~1e-3
+
+
+def test_logit_and_availability(case):
+    data, layout = case
+    avail = np.ones((4, 3), bool)
+    avail[0, 2] = avail[1, 0] = False
+    masked = ChoiceData.from_arrays(
+        data.attributes, data.chosen, alternatives=data.alternatives,
+        attribute_names=data.attribute_names, available=avail,
+    )  # fmt: skip
+    theta = np.array([0.8])
+    V = 0.8 * data.attributes[..., 0]
+    Vm = np.where(avail, V, -np.inf)
+    ref = Vm[np.arange(4), data.chosen] - special.logsumexp(Vm, axis=1)
+    with jax.enable_x64(True):
+        arrays = choice_arrays(masked)
+        logit = ChoiceModel(layout, "logit")
+        np.testing.assert_allclose(evaluate_log_likelihood(logit, theta, arrays), ref, rtol=1e-12)
+        # probit iid: an unavailable alternative has probability 0 and the others are the
+        # J = 2 closed form Phi((V_k - V_j) / sqrt 2)
+        probit = ChoiceModel(layout, "probit", "iid")
+        lp = np.asarray(probit.log_probs(jnp.asarray(theta), arrays))
+    assert lp[0, 2] == -np.inf and lp[1, 0] == -np.inf
+    np.testing.assert_allclose(lp[0, 0], special.log_ndtr((V[0, 0] - V[0, 1]) / np.sqrt(2)),
+                               rtol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0, atol=1e-10)
+
+
+def test_full_covariance_probabilities_match_scipy_mvn(case):
+    from scipy.stats import multivariate_normal
+
+    data, layout = case
+    model = ChoiceModel(layout, "probit", "full")
+    theta = np.array([0.9, 0.4, np.log(1.2)])  # beta, L_10, ln L_11
+    L = np.array([[1.0, 0.0], [0.4, 1.2]])
+    Omega = L @ L.T  # Cov(eps_b - eps_a, eps_c - eps_a)
+    with jax.enable_x64(True):
+        lp = np.asarray(model.log_probs(jnp.asarray(theta), choice_arrays(data)))
+        np.testing.assert_allclose(model.difference_covariance(jnp.asarray(theta)), Omega,
+                                   rtol=1e-12)  # fmt: skip
+    V = 0.9 * data.attributes[..., 0]
+    for n in range(3):
+        # P(a) = P(d_b < -(V_b - V_a), d_c < -(V_c - V_a)), d ~ N(0, Omega)
+        upper = -(V[n, 1:] - V[n, 0])
+        p_a = multivariate_normal(np.zeros(2), Omega).cdf(upper)
+        assert np.exp(lp[n, 0]) == pytest.approx(p_a, rel=1e-5)
+
+
+def test_order_condition_and_names(case):
+    data, layout = case
+    with pytest.raises(ValueError, match="rank"):
+        ChoiceModel(layout, "probit", "factor", rank=2)
+    m = ChoiceModel(layout, "probit", "full")
+    assert m.noise_names == ("chol_c_b", "ln_chol_c")
+    assert ChoiceModel(layout, "probit", "heteroscedastic").noise_names == ("ln_sd_b", "ln_sd_c")
+    assert ChoiceModel(layout, "probit", "factor", rank=1).noise_names == ("load_b_0", "load_c_0")
