@@ -16,7 +16,9 @@
 - `studies`: the studies behind the command, one module each: `compare` (`run_compare`,
   `write_compare`), `bias` (`run_bias`, `write_bias`), `methods` (`METHODS`, `noisy_digits`).
 - `cli`: the `hetprobit` command, a subcommand per study (`compare` by default, `bias`).
-- `sharding`: data-parallel placement used by `fit(..., devices=...)`; multi-host notes.
+- `sharding`: data-parallel placement used by `fit(..., devices=...)`.
+- `distributed`: several processes (hosts): `initialize`, `global_data` (each process
+  holds its part of the data), then the same `fit(..., devices=jax.devices())`.
 """
 
 from .arviz_export import (

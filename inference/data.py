@@ -114,6 +114,7 @@ def validate_data(
     K, multilabel = _label_spec(dict(model_kwargs or {}), num_classes)
     last = len(data) - 1
     for i, arr in enumerate(data):
+        arr = _process_local(arr)
         label_name = f"{name}[{i}] (labels)"
         if i == last and multilabel:
             check_indicator_labels(label_name, arr)
@@ -128,6 +129,14 @@ def validate_data(
                     f"{int(np.min(np.asarray(arr)))}"
                 )
     return data, N
+
+
+def _process_local(arr):
+    """The values this process holds: all of `arr`, or its local rows of a global array
+    spanning several processes (`inference.distributed`; each process checks its part)."""
+    if isinstance(arr, jax.Array) and not arr.is_fully_addressable:
+        return np.concatenate([np.asarray(s.data) for s in arr.addressable_shards])
+    return arr
 
 
 def model_call_kwargs(model, model_kwargs: dict, num_data: int) -> dict:

@@ -269,7 +269,8 @@ def run_training(
     else:
         state = init_state
     if parallel is not None:
-        state, data, m_dyn, s_dyn = parallel.replicate((state, data, m_dyn, s_dyn))
+        state, m_dyn, s_dyn = parallel.replicate((state, m_dyn, s_dyn))
+        data = parallel.place_data(data)
     t0 = time.perf_counter()
     epoch_fn = vmap(epoch_one, 0, None, 0, None)
     compiled = jax.jit(epoch_fn).lower(state, data, m_dyn, s_dyn).compile()

@@ -8,11 +8,11 @@ all-reduces the loss and the gradients; the parameters stay replicated. Monte Ca
 come from counter-based keys, so they do not depend on the partitioning: a data-parallel
 fit equals the one-device fit up to the order of floating-point reductions.
 
-Multi-host (several processes, e.g. one per GPU host): call
-`jax.distributed.initialize(...)` in every process *before* anything else touches JAX, have
-every process load the same full data set and call `fit` with the same arguments and
-`devices=jax.devices()` (the global device list). The mesh then spans all hosts; nothing
-else changes. Only single-host runs are tested here.
+Multi-host (several processes, e.g. one per GPU host): `inference.distributed` --
+`initialize()` in every process first, each process's part of the data as one global array
+(`global_data`), then the same `fit(..., devices=jax.devices())` everywhere. The mesh spans
+all hosts; global data arrays stay split over it (`place_data`), everything else is
+replicated. Tested with 2 processes on one machine (tests/test_inference_distributed.py).
 """
 
 from __future__ import annotations
@@ -47,10 +47,36 @@ class DataParallel(NamedTuple):
         return int(self.mesh.devices.size)
 
     def replicate(self, tree):
-        """Place every array leaf of `tree` on all devices (non-arrays pass through)."""
-        return jax.tree.map(
-            lambda x: jax.device_put(x, self.replicated) if isinstance(x, jax.Array) else x, tree
-        )
+        """Place every array leaf of `tree` on all devices (non-arrays pass through).
+
+        With devices of several processes, a process-local leaf becomes a global array from
+        this process's copy (every process holds the same value: the same program ran).
+        """
+        return jax.tree.map(self._replicate_leaf, tree)
+
+    def _replicate_leaf(self, x):
+        if not isinstance(x, jax.Array):
+            return x
+        if self.replicated.is_fully_addressable or not x.is_fully_addressable:
+            return jax.device_put(x, self.replicated)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = self._replicate_leaf(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.make_array_from_process_local_data(self.replicated, np.asarray(x))
+
+    def place_data(self, tree):
+        """Replicate the data set, except arrays already split over this mesh's devices
+        (global arrays from `inference.distributed.global_data`: each process keeps its part)."""
+        mesh_devices = set(self.mesh.devices.flat)
+
+        def place(x):
+            if isinstance(x, jax.Array) and not x.is_fully_addressable:
+                if set(x.sharding.device_set) != mesh_devices:
+                    raise ValueError("a global data array must live on the devices of `devices`")
+                return x
+            return self._replicate_leaf(x)
+
+        return jax.tree.map(place, tree)
 
     def constrain_batch(self, tree):
         """Inside jit: ask for the leading axis of every leaf to be split over devices."""

@@ -125,3 +125,17 @@ def ref_classwise_ece(probs, labels, n_bins=15):
         hit = (labels == k).astype(float)
         total += _ref_ece_from(conf, hit, [_ref_bin(c, n_bins, dtype) for c in conf], n_bins)
     return total / K
+
+
+def compiled_temp_bytes(fn, *args) -> int:
+    """Temporary memory (bytes) of `jax.jit(fn)` compiled for `args` (XLA memory analysis).
+
+    Deterministic for a given backend, so memory claims can be tests, unlike timings.
+    """
+    import jax
+    import pytest
+
+    mem = jax.jit(fn).lower(*args).compile().memory_analysis()
+    if mem is None:
+        pytest.skip("memory_analysis unavailable on this backend")
+    return mem.temp_size_in_bytes

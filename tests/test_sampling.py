@@ -75,3 +75,21 @@ def test_qmc_dims_keyword():
             standard_normal_draws(
                 key, idx, (40,) if bad != 6 else (5,), sampler="qmc", qmc_dims=bad
             )
+
+
+def test_qmc_on_a_smooth_integrand_beats_plain_mc_by_far():
+    # E[Phi(a + z_1 + z_2)] = Phi(a / sqrt(3)) for independent standard normals (closed form).
+    # A smooth, bounded, non-periodic integrand: the folded (baker's) shifted lattice must
+    # reach an RMSE below 0.1x plain MC's at S = 1024 over 16 shifts (measured 0.033x; the
+    # unfolded lattice measured 0.13x, so this also guards the fold).
+    S, a, keys = 1024, 0.5, jax.random.split(jax.random.key(3), 16)
+    exact = norm.cdf(a / np.sqrt(3.0))
+
+    def rmse(sampler):
+        est = []
+        for k in keys:
+            z = standard_normal_draws(k, jnp.arange(S), (2,), sampler=sampler)
+            est.append(float(jnp.mean(jax.scipy.stats.norm.cdf(a + jnp.sum(z, -1)))))
+        return float(np.sqrt(np.mean((np.asarray(est) - exact) ** 2)))
+
+    assert rmse("qmc") < 0.1 * rmse("mc")
