@@ -50,7 +50,7 @@ __all__ = [
 
 NAME = "compare"
 HELP = "fit every method on digits with injected label noise; score on clean test labels"
-DEFAULT_METHODS = tuple(m for m in METHODS if m != "probit")
+DEFAULT_METHODS = tuple(METHODS)
 # --quick without --methods: four methods sharing two fits (a smoke run)
 QUICK_METHODS = ("homoscedastic", "temp_scaled", "low_rank", "taylor")
 N_BINS = 15
