@@ -14,10 +14,8 @@ from inference.studies.compare import CompareResults, format_compare, run_compar
 from inference.studies.methods import (
     METHODS,
     FitConfig,
-    MethodUnavailable,
     fit_method,
     noisy_digits,
-    probit_available,
 )
 
 TINY = FitConfig(epochs=2, train_samples=4, eval_samples=32, members=2, tau_grid=(0.3, 1.0))
@@ -106,11 +104,3 @@ def test_run_compare_rows_and_report(task, cache):
     assert "recovery" in format_compare(res)
     with pytest.raises(KeyError, match="unknown method"):
         run_compare(methods=("nope",), config=TINY)
-
-
-@pytest.mark.skipif(probit_available(), reason="the untempered probit head is available")
-def test_probit_method_raises_a_clear_error_until_available(task):
-    with pytest.raises(MethodUnavailable, match="issue 12"):
-        fit_method("probit", task, TINY, key=jax.random.key(0))
-    res = run_compare(methods=("probit",), config=TINY)
-    assert res.rows == [] and "probit" in res.unavailable
