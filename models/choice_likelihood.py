@@ -42,6 +42,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 import hetprobit
 
+from .choice_orthant import orthant_log_prob
 from .choice_spec import DesignLayout, design_matrix
 
 __all__ = [
@@ -59,7 +60,6 @@ COVARIANCES = ("iid", "heteroscedastic", "full", "factor")
 METHODS = ("exact", "tempered")
 JITTER = 1e-3  # s.d. added to every utility in the Monte Carlo representation of "full"
 MASK_SD = 40.0
-TAIL_POINTS, TAIL_SHIFTS = 127, 4  # lattice of the J = 3, 4 tail path (relative error ~1e-3)
 
 NORMALISATION = {
     "logit": "eps iid standard Gumbel (Var = pi^2/6); asc_base = 0",
@@ -82,6 +82,15 @@ class ChoiceArrays(NamedTuple):
     available: Bool[Array, "N J"]
     chosen: Int[Array, " N"]
     key: Array
+
+
+def _difference_matrices(J: int) -> np.ndarray:
+    """`(J, J-1, J)`: row j of matrix k is e_k - e_j (j != k), so A_k u = (u_k - u_j)_{j != k}."""
+    out = np.zeros((J, J - 1, J))
+    for k in range(J):
+        for r, j in enumerate(i for i in range(J) if i != k):
+            out[k, r, k], out[k, r, j] = 1.0, -1.0
+    return out
 
 
 def _pick(values, chosen):
@@ -275,9 +284,7 @@ class ChoiceModel:
             return jax.nn.log_softmax(self._masked(V, arrays.available), axis=-1)
         noise, cov = self.noise(theta)
         Vm = self._masked(V, arrays.available, cov)
-        if self.method == "exact" and self.num_alternatives in (3, 4):
-            lp = self._closed_form_log_probs(Vm, cov, arrays.available)
-        elif self.method == "exact":
+        if self.method == "exact":
             lp = hetprobit.exact_choice_log_probs(
                 Vm, cov, n_points=self.n_points, n_shifts=self.n_shifts
             )
@@ -300,47 +307,23 @@ class ChoiceModel:
                 tau=self.tau,
                 num_samples=self.num_samples,
             )
-        if self.family == "probit" and self.num_alternatives in (3, 4):
-            return self._closed_form_log_likelihood(theta, arrays)
+        if self.family == "probit" and self.num_alternatives <= 4:
+            return self._orthant_log_likelihood(theta, arrays)
         lp = self.log_probs(theta, arrays)
         return _pick(lp, arrays.chosen)
 
-    def _closed_form_log_probs(self, Vm, cov, available):
-        """J = 3, 4, all alternatives: as `_closed_form_log_likelihood`."""
-        p = hetprobit.exact_choice_probs(Vm, cov)
-        thresh = 1e-10 if self.num_alternatives == 3 else 1e-8
-        big = p > thresh
-        fast = jnp.log(jnp.where(big, p, 1.0))  # unavailable entries are masked by the caller
-
-        def tail(_):
-            lp = hetprobit.exact_choice_log_probs(
-                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
-            )
-            return jnp.where(big, fast, lp)
-
-        return lax.cond(jnp.all(big | ~available), lambda _: fast, tail, None)
-
-    def _closed_form_log_likelihood(self, theta, arrays):
-        """J = 3, 4: log of the closed-form probability (bivariate / trivariate normal CDF);
-        only when some chooser's probability is below the core's switch point (1e-10 / 1e-8)
-        is the log-space lattice path evaluated (`lax.cond`; TAIL_POINTS x TAIL_SHIFTS lattice
-        points, relative error of the tail probability ~1e-3), so tails are right in log space
-        and ordinary evaluations cost the closed form only."""
+    def _orthant_log_likelihood(self, theta, arrays):
+        """J <= 4: log P(y_n = chosen_n) as ONE orthant probability per chooser, dimension
+        J - 1: b_j = V_k - V_j, S = A_k Sigma A_k^T (k the chosen alternative), by
+        `choice_orthant.orthant_log_prob` (closed forms with closed-form derivatives; log-space
+        Mendell-Elston approximation below P = 1e-10)."""
         V = self.utilities(theta, arrays.attributes, arrays.individual)
         cov = self.noise(theta)[1]
         Vm = self._masked(V, arrays.available, cov)
-        p_obs = _pick(hetprobit.exact_choice_probs(Vm, cov), arrays.chosen)
-        thresh = 1e-10 if self.num_alternatives == 3 else 1e-8
-        ok = p_obs > thresh
-        fast = jnp.log(jnp.where(ok, p_obs, 1.0))
-
-        def tail(_):
-            lp = hetprobit.exact_choice_log_probs(
-                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
-            )
-            return jnp.where(ok, fast, _pick(lp, arrays.chosen))
-
-        return lax.cond(jnp.all(ok), lambda _: fast, tail, None)
+        A = jnp.asarray(_difference_matrices(self.num_alternatives), V.dtype)[arrays.chosen]
+        b = jnp.einsum("nij,nj->ni", A, Vm)
+        S = jnp.einsum("nij,jk,nlk->nil", A, cov, A)
+        return orthant_log_prob(b, S)
 
     @property
     def score_mode(self) -> str:
