@@ -134,7 +134,8 @@ BETA = np.array([3.0, 2.0, 1.4, -0.012, -0.07, 0.008])
 def test_untempered_likelihood_matches_exact_on_travel_mode(travel, covariance, noise, tol):
     """The core's untempered estimator (`method="untempered"`) against the exact closed forms:
     deterministic 32-node quadrature for diagonal noise (|dLL| <= 1e-6 summed over 210
-    choosers), 512 QMC factor draws with a fixed key for the factor (measured |dLL| = 0.088; <= 0.15)."""
+    choosers), 512 QMC factor draws with a fixed key for the factor (measured |dLL| = 0.088;
+    <= 0.15)."""
     data, layout = travel
     theta = np.concatenate([BETA, noise])
     with jax.enable_x64(True):
