@@ -21,7 +21,7 @@ Likelihoods (`method=`): "exact": for J <= 4 one orthant probability per chooser
 alternative's, by `choice_orthant.orthant_log_prob` (the core's closed forms, closed-form
 derivatives, log-space tail); for 5 <= J <= 10 `hetprobit.exact_choice_log_probs` (Genz's
 lattice SOV / GHK with `n_points * n_shifts` points, error estimate from the shifts).
-Predicted probabilities of every alternative use `hetprobit.exact_choice_log_probs`.
+Predicted probabilities of every alternative: the same orthants, one per alternative.
 "tempered" is the core's tempered-softmax Monte Carlo likelihood
 with a fixed key (a logit-kernel probit; biased unless tau << the smallest noise s.d.).
 Unavailable alternatives: logit masks them out of the softmax; probit moves their utility
@@ -309,6 +309,8 @@ class ChoiceModel:
                 num_samples=self.num_samples,
                 num_nodes=self.num_nodes,
             )
+        elif self.method == "exact" and self.num_alternatives <= 4:
+            lp = self._orthant_log_probs(Vm, cov)
         elif self.method == "exact":
             lp = hetprobit.exact_choice_log_probs(
                 Vm, cov, n_points=self.n_points, n_shifts=self.n_shifts
@@ -347,6 +349,15 @@ class ChoiceModel:
             return self._orthant_log_likelihood(theta, arrays)
         lp = self.log_probs(theta, arrays)
         return _pick(lp, arrays.chosen)
+
+    def _orthant_log_probs(self, Vm, cov):
+        """J <= 4: log P(y_n = k) for every k, one orthant per (chooser, alternative)."""
+        N, J = Vm.shape
+        A = jnp.asarray(_difference_matrices(J), Vm.dtype)  # (J, J-1, J)
+        b = jnp.einsum("kij,nj->nki", A, Vm).reshape(N * J, J - 1)
+        S = jnp.einsum("kij,jl,kml->kim", A, cov, A)
+        S = jnp.broadcast_to(S[None], (N, J, J - 1, J - 1)).reshape(N * J, J - 1, J - 1)
+        return orthant_log_prob(b, S).reshape(N, J)
 
     def _orthant_log_likelihood(self, theta, arrays):
         """J <= 4: log P(y_n = chosen_n) as ONE orthant probability per chooser, dimension
