@@ -87,6 +87,7 @@ def fit_choice(
     key=None,
     n_points: int = 1021,
     n_shifts: int = 8,
+    num_nodes: int = 32,
     starts=None,
     max_steps: int = 500,
 ) -> ChoiceResults:
@@ -102,7 +103,10 @@ def fit_choice(
             with `n_points * n_shifts` points) or "tempered" (Monte Carlo with `tau`,
             `num_samples` draws and the fixed `key`; research only: the result reports the
             exact log-likelihood beside the tempered objective and warns when
-            tau > 0.1 x the smallest noise s.d.).
+            tau > 0.1 x the smallest noise s.d.) or "untempered" (`hetprobit.
+            probit_log_likelihood`, no temperature: `num_nodes` quadrature nodes; for
+            "factor" `num_samples` QMC factor draws with the fixed `key`, default key(0);
+            deterministic for "iid" / "heteroscedastic"; not for "full").
         starts: `(M, k)` starting values of theta (default: from the logit fit for probit).
         max_steps: BFGS iteration limit per start.
 
@@ -122,7 +126,7 @@ def fit_choice(
     layout = design_layout(spec, data)
     model = ChoiceModel(
         layout, family, covariance, int(rank), method, float(tau), int(num_samples),
-        int(n_points), int(n_shifts),
+        int(n_points), int(n_shifts), int(num_nodes),
     )  # fmt: skip
     if family == "probit" and method == "tempered" and key is None:
         raise ValueError("method='tempered' needs key= (a fixed key: common random numbers)")

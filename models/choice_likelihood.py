@@ -17,15 +17,20 @@ one scale are identified; Train 2009, *Discrete Choice Methods with Simulation*,
       variances fix the scale; parameters `load_<alt>_<r>`. Nests iid (W = 0) and is nested in
       full. Order condition: #parameters <= J (J - 1) / 2 - 1.
 
-Likelihoods (`method=`): "exact" uses `hetprobit.exact_choice_log_probs` (log space; closed
-forms for J <= 4, Genz's lattice SOV / GHK with `n_points * n_shifts` points for 5 <= J <= 10,
-error estimate from the shifts). "tempered" is the core's tempered-softmax Monte Carlo likelihood
+Likelihoods (`method=`): "exact": for J <= 4 one orthant probability per chooser, the chosen
+alternative's, by `choice_orthant.orthant_log_prob` (the core's closed forms, closed-form
+derivatives, log-space tail); for 5 <= J <= 10 `hetprobit.exact_choice_log_probs` (Genz's
+lattice SOV / GHK with `n_points * n_shifts` points, error estimate from the shifts).
+Predicted probabilities of every alternative: the same orthants, one per alternative.
+"tempered" is the core's tempered-softmax Monte Carlo likelihood
 with a fixed key (a logit-kernel probit; biased unless tau << the smallest noise s.d.).
 Unavailable alternatives: logit masks them out of the softmax; probit moves their utility
 40 noise s.d. below the lowest available one (probability < 1e-300, a constant shift).
 
-TODO(issue 12): the untempered factor estimator `hetprobit.probit_log_likelihood` will give a
-third method "untempered" for `heteroscedastic` / `factor`; add it in `ChoiceModel.log_probs`.
+"untempered" is the core's `hetprobit.probit_log_likelihood` (no temperature): for Sigma =
+diag(d^2) + W W^T a 1-D mode-adapted quadrature with `num_nodes` nodes given the factor draws,
+averaged over `num_samples` randomised-QMC factor draws with the fixed `arrays.key` (common
+random numbers); deterministic for "iid" / "heteroscedastic" (no draws). Not for "full".
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 import hetprobit
 
+from .choice_orthant import orthant_log_prob
 from .choice_spec import DesignLayout, design_matrix
 
 __all__ = [
@@ -56,10 +62,8 @@ __all__ = [
 
 FAMILIES = ("logit", "probit")
 COVARIANCES = ("iid", "heteroscedastic", "full", "factor")
-METHODS = ("exact", "tempered")
-JITTER = 1e-3  # s.d. added to every utility in the Monte Carlo representation of "full"
+METHODS = ("exact", "tempered", "untempered")
 MASK_SD = 40.0
-TAIL_POINTS, TAIL_SHIFTS = 127, 4  # lattice of the J = 3, 4 tail path (relative error ~1e-3)
 
 NORMALISATION = {
     "logit": "eps iid standard Gumbel (Var = pi^2/6); asc_base = 0",
@@ -82,6 +86,15 @@ class ChoiceArrays(NamedTuple):
     available: Bool[Array, "N J"]
     chosen: Int[Array, " N"]
     key: Array
+
+
+def _difference_matrices(J: int) -> np.ndarray:
+    """`(J, J-1, J)`: row j of matrix k is e_k - e_j (j != k), so A_k u = (u_k - u_j)_{j != k}."""
+    out = np.zeros((J, J - 1, J))
+    for k in range(J):
+        for r, j in enumerate(i for i in range(J) if i != k):
+            out[k, r, k], out[k, r, j] = 1.0, -1.0
+    return out
 
 
 def _pick(values, chosen):
@@ -131,32 +144,39 @@ def _full_cholesky(raw, m: int):
     return L
 
 
+#: choice-model covariance name -> the core registry's noise structure
+REGISTRY_NAMES = {"iid": "diagonal", "heteroscedastic": "diagonal", "full": "full",
+                  "factor": "low_rank"}  # fmt: skip
+
+
 def core_noise(covariance: str, raw, *, num_alternatives: int, base: int, rank: int):
     """Map a covariance name and its raw parameters to the core's noise structure.
 
-    This is the one place that maps choice-model covariance names to `hetprobit` noise
-    structures (switch to the core's registry here).
+    The structure class comes from the core's registry (`hetprobit.get_noise_family`, names
+    in `REGISTRY_NAMES`), the same structures as the classifier head's: "iid" and
+    "heteroscedastic" -> `DiagonalNoise`, "factor" -> `LowRankNoise(1, W)`, "full" ->
+    `FullNoise(chol(F F^T + 1 1^T))` with F the `(J, J-1)` factor [zero row at the base, L
+    elsewhere]: a common shock leaves every choice probability unchanged, so the choice
+    probabilities are those of Omega = L L^T, and Sigma is positive definite.
 
     Returns:
-        (noise, exact_cov): a `hetprobit.NoiseStructure` used by the Monte Carlo likelihood
-        and for simulation, and the `(J, J)` covariance handed to the exact probit (for "full"
-        F F^T + 1 1^T: a common shock leaves every choice probability unchanged and makes the
-        diagonal positive; the noise structure carries a JITTER^2 = 1e-6 diagonal instead).
+        (noise, cov): the `hetprobit.NoiseStructure` and its `(J, J)` covariance.
     """
     J = num_alternatives
     dtype = raw.dtype
+    family = hetprobit.get_noise_family(REGISTRY_NAMES[covariance])
     if covariance == "iid":
-        noise = hetprobit.DiagonalNoise(jnp.ones(J, dtype))
-        return noise, jnp.eye(J, dtype=dtype)
-    if covariance == "heteroscedastic":
+        noise = family.structure(jnp.ones(J, dtype))
+    elif covariance == "heteroscedastic":
         sd = _insert_base_row(jnp.exp(raw), base) + jax.nn.one_hot(base, J, dtype=dtype)
-        return hetprobit.DiagonalNoise(sd), jnp.diag(sd**2)
-    if covariance == "full":
+        noise = family.structure(sd)
+    elif covariance == "full":
         F = _insert_base_row(_full_cholesky(raw, J - 1), base)
-        noise = hetprobit.LowRankNoise(jnp.full((J,), JITTER, dtype), F)
-        return noise, F @ F.T + jnp.ones((J, J), dtype)
-    W = _insert_base_row(_fill_lower(raw, J - 1, rank), base)
-    noise = hetprobit.LowRankNoise(jnp.ones(J, dtype), W)
+        Sigma = F @ F.T + jnp.ones((J, J), dtype)
+        noise = family.structure(jnp.linalg.cholesky(Sigma))
+    else:
+        W = _insert_base_row(_fill_lower(raw, J - 1, rank), base)
+        noise = family.structure(jnp.ones(J, dtype), W)
     return noise, noise.covariance()
 
 
@@ -177,6 +197,7 @@ class ChoiceModel:
     num_samples: int = 1024
     n_points: int = 1021
     n_shifts: int = 8
+    num_nodes: int = 32
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -201,6 +222,11 @@ class ChoiceModel:
                     f"{len(self.noise_names)} noise parameters but J={J} alternatives identify "
                     f"at most {limit} (order condition)"
                 )
+        if self.method == "untempered" and self.covariance == "full":
+            raise ValueError(
+                "method='untempered' needs Sigma = diag(d^2) + W W^T: covariance 'iid', "
+                "'heteroscedastic' or 'factor', got covariance='full'"
+            )
         if self.method == "tempered" and not self.tau > 0:
             raise ValueError(f"`tau` must be > 0, got {self.tau}")
 
@@ -275,8 +301,16 @@ class ChoiceModel:
             return jax.nn.log_softmax(self._masked(V, arrays.available), axis=-1)
         noise, cov = self.noise(theta)
         Vm = self._masked(V, arrays.available, cov)
-        if self.method == "exact" and self.num_alternatives in (3, 4):
-            lp = self._closed_form_log_probs(Vm, cov, arrays.available)
+        if self.method == "untempered":
+            lp = hetprobit.probit_log_probs(
+                Vm,
+                noise,
+                key=arrays.key if noise.rank else None,
+                num_samples=self.num_samples,
+                num_nodes=self.num_nodes,
+            )
+        elif self.method == "exact" and self.num_alternatives <= 4:
+            lp = self._orthant_log_probs(Vm, cov)
         elif self.method == "exact":
             lp = hetprobit.exact_choice_log_probs(
                 Vm, cov, n_points=self.n_points, n_shifts=self.n_shifts
@@ -300,52 +334,49 @@ class ChoiceModel:
                 tau=self.tau,
                 num_samples=self.num_samples,
             )
-        if self.family == "probit" and self.num_alternatives in (3, 4):
-            return self._closed_form_log_likelihood(theta, arrays)
+        if self.family == "probit" and self.method == "untempered":
+            V = self.utilities(theta, arrays.attributes, arrays.individual)
+            noise, cov = self.noise(theta)
+            return hetprobit.probit_log_likelihood(
+                self._masked(V, arrays.available, cov),
+                noise,
+                arrays.chosen,
+                key=arrays.key if noise.rank else None,
+                num_samples=self.num_samples,
+                num_nodes=self.num_nodes,
+            )
+        if self.family == "probit" and self.num_alternatives <= 4:
+            return self._orthant_log_likelihood(theta, arrays)
         lp = self.log_probs(theta, arrays)
         return _pick(lp, arrays.chosen)
 
-    def _closed_form_log_probs(self, Vm, cov, available):
-        """J = 3, 4, all alternatives: as `_closed_form_log_likelihood`."""
-        p = hetprobit.exact_choice_probs(Vm, cov)
-        thresh = 1e-10 if self.num_alternatives == 3 else 1e-8
-        big = p > thresh
-        fast = jnp.log(jnp.where(big, p, 1.0))  # unavailable entries are masked by the caller
+    def _orthant_log_probs(self, Vm, cov):
+        """J <= 4: log P(y_n = k) for every k, one orthant per (chooser, alternative)."""
+        N, J = Vm.shape
+        A = jnp.asarray(_difference_matrices(J), Vm.dtype)  # (J, J-1, J)
+        b = jnp.einsum("kij,nj->nki", A, Vm).reshape(N * J, J - 1)
+        S = jnp.einsum("kij,jl,kml->kim", A, cov, A)
+        S = jnp.broadcast_to(S[None], (N, J, J - 1, J - 1)).reshape(N * J, J - 1, J - 1)
+        return orthant_log_prob(b, S).reshape(N, J)
 
-        def tail(_):
-            lp = hetprobit.exact_choice_log_probs(
-                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
-            )
-            return jnp.where(big, fast, lp)
-
-        return lax.cond(jnp.all(big | ~available), lambda _: fast, tail, None)
-
-    def _closed_form_log_likelihood(self, theta, arrays):
-        """J = 3, 4: log of the closed-form probability (bivariate / trivariate normal CDF);
-        only when some chooser's probability is below the core's switch point (1e-10 / 1e-8)
-        is the log-space lattice path evaluated (`lax.cond`; TAIL_POINTS x TAIL_SHIFTS lattice
-        points, relative error of the tail probability ~1e-3), so tails are right in log space
-        and ordinary evaluations cost the closed form only."""
+    def _orthant_log_likelihood(self, theta, arrays):
+        """J <= 4: log P(y_n = chosen_n) as ONE orthant probability per chooser, dimension
+        J - 1: b_j = V_k - V_j, S = A_k Sigma A_k^T (k the chosen alternative), by
+        `choice_orthant.orthant_log_prob` (closed forms with closed-form derivatives; log-space
+        Mendell-Elston approximation below P = 1e-10)."""
         V = self.utilities(theta, arrays.attributes, arrays.individual)
         cov = self.noise(theta)[1]
         Vm = self._masked(V, arrays.available, cov)
-        p_obs = _pick(hetprobit.exact_choice_probs(Vm, cov), arrays.chosen)
-        thresh = 1e-10 if self.num_alternatives == 3 else 1e-8
-        ok = p_obs > thresh
-        fast = jnp.log(jnp.where(ok, p_obs, 1.0))
-
-        def tail(_):
-            lp = hetprobit.exact_choice_log_probs(
-                Vm, cov, n_points=TAIL_POINTS, n_shifts=TAIL_SHIFTS
-            )
-            return jnp.where(ok, fast, _pick(lp, arrays.chosen))
-
-        return lax.cond(jnp.all(ok), lambda _: fast, tail, None)
+        A = jnp.asarray(_difference_matrices(self.num_alternatives), V.dtype)[arrays.chosen]
+        b = jnp.einsum("nij,nj->ni", A, Vm)
+        S = jnp.einsum("nij,jk,nlk->nil", A, cov, A)
+        return orthant_log_prob(b, S)
 
     @property
     def score_mode(self) -> str:
         """The tempered likelihood has a custom VJP: its scores need reverse mode."""
-        return "reverse" if self.family == "probit" and self.method == "tempered" else "forward"
+        custom_vjp = self.family == "probit" and self.method in ("tempered", "untempered")
+        return "reverse" if custom_vjp else "forward"
 
     @property
     def hessian_method(self) -> str:
