@@ -165,9 +165,21 @@ def covariance_from_hessian(hessian: np.ndarray, *, rtol: float = SINGULAR_RTOL)
 
     Returns:
         (cov, bad, singular): `(k, k)` (pseudo-)inverse, `(k,)` bool parameters on a null
-        direction (their variances are set to inf), and the flag.
+        direction (their variances are set to inf), and the flag. A Hessian with non-finite
+        entries (the log-likelihood is not twice differentiable there, e.g. a probability
+        that underflowed in a finite difference) gives inf for every parameter it touches.
     """
     A = -0.5 * (hessian + hessian.T)
+    nonfinite = ~np.isfinite(A)
+    if nonfinite.any():
+        bad = nonfinite.any(axis=1)
+        cov = np.zeros_like(A)
+        good = ~bad
+        if good.any():
+            cov[np.ix_(good, good)] = covariance_from_hessian(-A[np.ix_(good, good)], rtol=rtol)[0]
+        cov[bad, :] = np.inf
+        cov[:, bad] = np.inf
+        return cov, bad, True
     w, Q = np.linalg.eigh(A)
     top = max(float(np.max(np.abs(w))), np.finfo(float).tiny)
     null = w <= rtol * top

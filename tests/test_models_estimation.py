@@ -100,3 +100,11 @@ def test_information_criteria_and_lr_test_inputs():
         maximize_likelihood(Poisson(), None, np.zeros(2), scale=np.array([1.0, -1.0]))
     with pytest.raises(ValueError, match="hessian"):
         maximize_likelihood(Poisson(), None, np.zeros(2), hessian="bfgs")
+
+
+def test_non_finite_hessian_gives_infinite_errors_for_the_parameters_it_touches():
+    # a NaN in the (1, 1) entry: parameter 1 gets inf, parameter 0 keeps 1 / 2 (H = -2 there)
+    H = np.array([[-2.0, 0.0], [0.0, np.nan]])
+    cov, bad, singular = covariance_from_hessian(H)
+    assert singular and bad.tolist() == [False, True]
+    assert cov[0, 0] == 0.5 and np.isinf(cov[1, 1]) and not np.isnan(cov).any()
