@@ -248,6 +248,8 @@ def _block_draws(key, indices, shape, sampler, dtype, axis, qmc_dims, full_shape
         shifts = jax.random.bits(shift_key, lat_full, jnp.uint32).reshape(-1)
         shift = jnp.expand_dims(jnp.take(shifts, element, mode="clip"), axis)
         s = _along(indices.astype(jnp.uint32), axis, ndim)
-        lattice = _uint32_to_normal(shift + s * alpha.reshape((1,) * (ndim - 1) + (-1,)), dtype)
+        lattice = _uint32_to_normal(
+            _baker(shift + s * alpha.reshape((1,) * (ndim - 1) + (-1,))), dtype
+        )
         z = jnp.where(_along(col >= D - q, ndim - 1, ndim), lattice, z)
     return z
