@@ -307,9 +307,9 @@ def fit_probit(
         num_samples=num_samples, starts=starts, max_steps=max_steps,
     )  # fmt: skip
     theta = res.params
-    with jax.enable_x64(True):
-        L = res.model.noise(jnp.asarray(theta))[0].factor
-        L = np.delete(np.asarray(L), base, axis=0)
+    with jax.enable_x64(True):  # Omega (J-1 x J-1), differences w.r.t. the base, Omega_00 = 1
+        omega = np.asarray(res.model.difference_covariance(jnp.asarray(theta)), np.float64)
+    L = np.linalg.cholesky(omega)
     chol = np.tril(L, -1) + np.diag(np.log(np.diagonal(L)))
     dtype = attributes.dtype
     params = ProbitParams(
