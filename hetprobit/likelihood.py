@@ -505,7 +505,8 @@ def tempered_sigmoid_log_likelihood(
 ) -> Float[Array, "..."]:
     """Multilabel log-likelihood Σ_c [y_c log p_c + (1 - y_c) log(1 - p_c)], shape `(...)`.
 
-    Each class uses its marginal tempered estimate (Collier et al. 2021, arXiv:2105.10305, App. A); log(1 - p_c) is
+    Each class uses its marginal tempered estimate (Collier et al. 2021, arXiv:2105.10305,
+    App. A); log(1 - p_c) is
     the log-mean-exp of log_sigmoid(-u_c/tau), never log(1 - p_c) of a rounded p_c.
     `labels` are 0/1 indicators with the shape of `mu`.
     """

@@ -1,4 +1,6 @@
-r"""Second-order Taylor approximation of the heteroscedastic likelihood (Collier et al. 2021, arXiv:2105.10305, App. C).
+r"""Second-order Taylor approximation of the heteroscedastic likelihood.
+
+Collier et al. 2021, arXiv:2105.10305, Appendix C.
 
 A deterministic, sample-free approximation. With s = softmax(mu / tau) and the Hessian
 H s_k = s_k [(e_k - s)(e_k - s)^T - diag(s) + s s^T] of s_k with respect to its argument,
@@ -78,7 +80,9 @@ def taylor_softmax_probs(
 def taylor_softmax_log_probs(
     mu: Float[Array, "... K"], cov: NoiseStructure | Float[Array, "... K K"], *, tau: float = 1.0
 ) -> Float[Array, "... K"]:
-    """log p_k ≈ log s_k + ½ tr(H s_k Sigma)/(tau^2 s_k) (Collier et al. 2021, Eq. 10), shape `(..., K)`.
+    """log p_k ≈ log s_k + ½ tr(H s_k Sigma)/(tau^2 s_k), shape `(..., K)`.
+
+    (Collier et al. 2021, Eq. 10.)
 
     Computed as log_softmax(mu/tau) + the bracket term, so it never divides by an
     underflowed s_k.

@@ -10,7 +10,8 @@
 - `choice_data`, `choice_spec`, `choice_likelihood`, `choice_fit`, `choice_results`,
   `choice_datasets`: logit and probit discrete-choice models (`ChoiceSpec`, `fit_choice`).
 - `estimation`: maximum likelihood with BFGS (compiled once per shape), standard errors, LR tests.
-- `covariance_analysis`: average Sigma(x) over a data set, top class pairs (Collier et al. 2021, Table 4).
+- `covariance_analysis`: average Sigma(x) over a data set, top class pairs
+  (Collier et al. 2021, Table 4).
 """
 
 from hetprobit.noise import HetXLNoise as HetXLNoise  # re-export: defined in the core

@@ -1,4 +1,6 @@
-r"""Which class pairs does a fitted head make noisy together? (Collier et al. 2021, arXiv:2105.10305, §4.1, Table 4)
+r"""Which class pairs does a fitted head make noisy together?
+
+Collier et al. 2021, arXiv:2105.10305, §4.1, Table 4.
 
 From a head and a data set of representations r_1..r_N, rebuild the dense
 

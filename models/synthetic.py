@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from hetprobit.validation import check_num_classes, check_positive, check_positive_int
 from hetprobit.noise import LowRankNoise
+from hetprobit.validation import check_num_classes, check_positive, check_positive_int
 
 __all__ = ["SyntheticClassification", "PlantedPair", "make_synthetic_classification"]
 
