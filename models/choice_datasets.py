@@ -1,7 +1,7 @@
 r"""Classic discrete-choice data sets as `ChoiceData` (shipped inside wheels; no download).
 
 * `load_travel_mode()`: Greene's travel-mode choice between Sydney and Melbourne (statsmodels'
-  `modechoice`; Greene 2012, *Econometric Analysis*, 7th ed., ch. 18): 210 travellers,
+  `modechoice`; Greene 2012, *Econometric Analysis*, 7th ed., data table F18-2): 210 travellers,
   alternatives air, train, bus, car; attributes ttme (terminal time, 0 for car), invc, invt, gc
   (generalised cost); chooser variables hinc (income), psize (party size).
 

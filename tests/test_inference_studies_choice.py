@@ -1,8 +1,9 @@
 """`hetprobit choice`: the study module's command-line shape, its files and its numbers.
 
-Reference: Greene (2012), *Econometric Analysis*, 7th ed., ch. 18 — conditional logit on the
-travel-mode data with gc, ttme, hinc x air and three constants: log-likelihood -199.128
-(also checked in tests/test_models_choice_fit.py); the quick run must report it.
+Reference: Greene (2003), *Econometric Analysis*, 5th ed., Table 21.11 — conditional logit on the
+travel-mode data with gc, ttme, hinc x air and three constants, whose optimum has log-likelihood
+-199.128 (the estimates and statsmodels' value are checked in tests/test_models_choice_fit.py);
+the quick run must report it.
 """
 
 import csv
@@ -34,7 +35,7 @@ def test_quick_run_writes_files(tmp_path, capsys):
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["study"] == "choice" and payload["config"]["data"] == "travel_mode"
     (fit,) = payload["fits"]
-    assert fit["log_likelihood"] == pytest.approx(-199.128, abs=5e-3)  # Greene (2012), ch. 18
+    assert fit["log_likelihood"] == pytest.approx(-199.128, abs=5e-3)  # Greene (2003), Table 21.11
     assert fit["aic"] == pytest.approx(2 * 6 + 2 * 199.128, abs=1e-2)
     with open(tmp_path / "coefficients.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -1,8 +1,9 @@
 """fit_choice on Greene's travel-mode data and on simulated data, against independent references.
 
-References: Greene (2012), *Econometric Analysis*, 7th ed., ch. 18, conditional logit for the
-travel-mode data (gc, ttme, hinc x air, three constants; log-likelihood -199.128); statsmodels'
-`ConditionalLogit`; a scipy BFGS maximum-likelihood fit and finite-difference Hessians of
+References: Greene (2003), *Econometric Analysis*, 5th ed., §21.7.8 and Table 21.11 (p. 729),
+the conditional logit for the travel-mode data (gc, ttme, hinc x air, three constants; the
+table's ttme entry -0.19612 is a misprint of -0.09612, as Table 21.13 of the same book shows);
+statsmodels' `ConditionalLogit`; a scipy BFGS maximum-likelihood fit and finite-difference Hessians of
 numpy log-likelihoods written here (the iid probit by 1-D Gauss-Hermite quadrature, not the
 core's exact probit).
 """
@@ -74,7 +75,8 @@ def _fd_hessian(f, x, h=1e-4):
 
 
 def test_logit_reproduces_greene_and_statsmodels(data, logit):
-    # Greene (2012) ch. 18 travel-mode conditional logit (published to 4-5 digits)
+    # Greene (2003), Table 21.11: published to 4-5 digits. The log-likelihood at the optimum,
+    # -199.128, is the value statsmodels' ConditionalLogit (below) reaches as well.
     assert logit.log_likelihood == pytest.approx(-199.128, abs=1e-3)
     greene = {"asc_air": 5.207, "asc_train": 3.869, "asc_bus": 3.163, "gc": -0.01550,
               "ttme": -0.09612, "hinc_air": 0.01329}  # fmt: skip
