@@ -98,9 +98,8 @@ class BiasResults(NamedTuple):
         return {"study": NAME, "rows": self.to_rows(), "config": self.config, "legend": LEGEND}
 
 
-def _net(key, K, rank, *, tau, num_samples, features=8, likelihood=None) -> Classifier:
+def _net(key, K, rank, *, tau, num_samples, features=8, likelihood="tempered") -> Classifier:
     k1, k2 = jax.random.split(key)
-    extra = {} if likelihood is None else {"likelihood": likelihood}
     head = HeteroscedasticHead(
         features,
         K,
@@ -109,7 +108,7 @@ def _net(key, K, rank, *, tau, num_samples, features=8, likelihood=None) -> Clas
         tau=tau,
         num_train_samples=num_samples,
         key=k2,
-        **extra,
+        likelihood=likelihood,
     )
     return Classifier(MLP(4, features, width=16, depth=1, key=k1), head)
 
@@ -152,7 +151,7 @@ def _one_k(K, *, key, taus, grid, num_data, fit_epochs, num_grad_keys, batch_siz
     batch = (data.x[:batch_size], data.y[:batch_size])
     rows = []
 
-    def grad_var(tau, S, likelihood=None):
+    def grad_var(tau, S, likelihood="tempered"):
         net = _net(k_net, K, rank, tau=tau, num_samples=S, likelihood=likelihood)
         kw = dict(key=k_grad, num_keys=num_grad_keys, num_data=num_data, net=net)
         return gradient_variance(_at_network(result, net), batch, **kw)

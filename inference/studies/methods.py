@@ -164,11 +164,10 @@ class Prediction(NamedTuple):
 
 
 def make_net(
-    key, covariance: str, config: FitConfig, *, tau: float = 1.0, likelihood: str | None = None
+    key, covariance: str, config: FitConfig, *, tau: float = 1.0, likelihood: str = "tempered"
 ) -> Classifier:
     """The shared MLP backbone with a `HeteroscedasticHead` of the given covariance
-    (`likelihood`: the head's likelihood option, e.g. "probit", when not the default)."""
-    extra = {} if likelihood is None else {"likelihood": likelihood}
+    (`likelihood`: the head's likelihood option, "tempered" or "probit")."""
     k_backbone, k_head = jax.random.split(key)
     has_rank = covariance in ("low_rank", "parameter_efficient", "hetxl")
     head = HeteroscedasticHead(
@@ -180,7 +179,7 @@ def make_net(
         num_train_samples=config.train_samples,
         num_eval_samples=config.eval_samples,
         key=k_head,
-        **extra,
+        likelihood=likelihood,
     )
     backbone = MLP(64, config.features, width=config.width, depth=1, key=k_backbone)
     return Classifier(backbone, head)
@@ -203,7 +202,7 @@ def fitted_net(net: Classifier, params: dict) -> Classifier:
 
 
 def _fit_single(
-    task, config, covariance, *, key, tau=1.0, likelihood=None, progress=False, **model_kwargs
+    task, config, covariance, *, key, tau=1.0, likelihood="tempered", progress=False, **model_kwargs
 ):
     k_init, k_fit = jax.random.split(key)
     net = make_net(k_init, covariance, config, tau=tau, likelihood=likelihood)
