@@ -60,8 +60,7 @@ def test_bias_quick_writes_rows_and_figure(tmp_path):
         assert {"tau", "num_samples", "bias", "grad_variance", "num_classes", "estimator"} <= set(r)
         assert r["num_classes"] == 3 and r["estimator"] in ("tempered", "probit")
         assert _finite(r["bias"]) and r["bias"] >= 0
-        if r["estimator"] == "tempered":  # probit: null until the head has that likelihood
-            assert _finite(r["grad_variance"])
+        assert _finite(r["grad_variance"])
     assert {r["tau"] for r in rows if r["estimator"] == "probit"} <= {0.0}
     assert (out / "bias.png").stat().st_size > 0
 
@@ -88,17 +87,6 @@ def test_bad_options_are_argparse_errors_before_any_work(argv, match, capsys):
         main(argv)
     assert exc.value.code == 2 and match in capsys.readouterr().err
     assert time.perf_counter() - t0 < 5  # nothing was fitted
-
-
-def test_unavailable_probit_method_is_rejected_before_work(capsys):
-    from inference.studies.methods import probit_available
-
-    if probit_available():
-        assert parse_args(["--methods", "probit"]).methods == ("probit",)
-        return
-    with pytest.raises(SystemExit) as exc:
-        main(["compare", "--methods", "homoscedastic,probit"])
-    assert exc.value.code == 2 and "'probit'" in capsys.readouterr().err
 
 
 def test_out_pointing_at_a_file_is_rejected(tmp_path, capsys):
@@ -136,6 +124,7 @@ def test_defaults_and_method_lists():
     assert args.study == "compare" and args.methods == DEFAULT_METHODS and not args.quick
     assert DEFAULT_METHODS == tuple(METHODS)  # every method, the untempered probit included
     assert parse_args(["--quick"]).methods == QUICK_METHODS
+    assert parse_args(["--methods", "probit"]).methods == ("probit",)
     args = parse_args(["compare", "--methods", "low_rank, mbls", "--noise-rate", "0"])
     assert args.methods == ("low_rank", "mbls") and args.noise_rate == 0.0
     quick = parse_args(["bias", "--quick"])

@@ -13,9 +13,9 @@ grid of temperatures tau and Monte Carlo sizes S:
   at the parameters of a short fit (a small MLP + low-rank `HeteroscedasticHead`), on one
   minibatch, with the head's tau and S set to the grid point.
 
-The untempered probit estimator (`hetprobit.probit_log_probs`, issue 12) is the tau = 0
-point (estimator "probit") when the package has it; its gradient variance needs the head's
-`likelihood="probit"` option and is null otherwise.
+The untempered probit estimator (`hetprobit.probit_log_probs`) is the tau = 0 point
+(estimator "probit"); its gradient variance uses the head's `likelihood="probit"` option at
+the same fitted parameters.
 
 Background: Collier et al. 2020, "Analysis of softmax approximation for deep classifiers
 under input-dependent label noise", arXiv:2003.06778 (the bias-variance trade-off of tau).
@@ -45,7 +45,6 @@ from models import (
 
 from ..driver import fit
 from ..relaxation import gradient_variance, relaxation_bias
-from .methods import probit_available
 from .outputs import format_table, pyplot, write_json
 
 __all__ = [
@@ -99,9 +98,8 @@ class BiasResults(NamedTuple):
         return {"study": NAME, "rows": self.to_rows(), "config": self.config, "legend": LEGEND}
 
 
-def _net(key, K, rank, *, tau, num_samples, features=8, likelihood=None) -> Classifier:
+def _net(key, K, rank, *, tau, num_samples, features=8, likelihood="tempered") -> Classifier:
     k1, k2 = jax.random.split(key)
-    extra = {} if likelihood is None else {"likelihood": likelihood}
     head = HeteroscedasticHead(
         features,
         K,
@@ -110,7 +108,7 @@ def _net(key, K, rank, *, tau, num_samples, features=8, likelihood=None) -> Clas
         tau=tau,
         num_train_samples=num_samples,
         key=k2,
-        **extra,
+        likelihood=likelihood,
     )
     return Classifier(MLP(4, features, width=16, depth=1, key=k1), head)
 
@@ -153,7 +151,7 @@ def _one_k(K, *, key, taus, grid, num_data, fit_epochs, num_grad_keys, batch_siz
     batch = (data.x[:batch_size], data.y[:batch_size])
     rows = []
 
-    def grad_var(tau, S, likelihood=None):
+    def grad_var(tau, S, likelihood="tempered"):
         net = _net(k_net, K, rank, tau=tau, num_samples=S, likelihood=likelihood)
         kw = dict(key=k_grad, num_keys=num_grad_keys, num_data=num_data, net=net)
         return gradient_variance(_at_network(result, net), batch, **kw)
@@ -172,25 +170,22 @@ def _one_k(K, *, key, taus, grid, num_data, fit_epochs, num_grad_keys, batch_siz
                     "grad_variance": grad_var(float(tau), int(S)),
                 }
             )
-    if hasattr(hp, "probit_log_probs"):
-        cov = jnp.broadcast_to(noise.covariance(), (*mu.shape, K))
-        exact = exact_choice_probs(mu, cov)
-        for S in grid:
-            p = jnp.exp(hp.probit_log_probs(mu, noise, key=k_bias, num_samples=int(S)))
-            err = jnp.abs(p - exact)
-            rows.append(
-                {
-                    "num_classes": K,
-                    "estimator": "probit",
-                    "tau": 0.0,
-                    "num_samples": int(S),
-                    "bias": float(jnp.mean(err)),
-                    "max_bias": float(jnp.max(err)),
-                    "grad_variance": grad_var(1.0, int(S), "probit")
-                    if probit_available()
-                    else None,
-                }
-            )
+    cov = jnp.broadcast_to(noise.covariance(), (*mu.shape, K))
+    exact = exact_choice_probs(mu, cov)
+    for S in grid:
+        p = jnp.exp(hp.probit_log_probs(mu, noise, key=k_bias, num_samples=int(S)))
+        err = jnp.abs(p - exact)
+        rows.append(
+            {
+                "num_classes": K,
+                "estimator": "probit",
+                "tau": 0.0,
+                "num_samples": int(S),
+                "bias": float(jnp.mean(err)),
+                "max_bias": float(jnp.max(err)),
+                "grad_variance": grad_var(1.0, int(S), "probit"),
+            }
+        )
     return rows
 
 
@@ -248,7 +243,6 @@ def run_bias(
         "fit_epochs": fit_epochs,
         "num_grad_keys": num_grad_keys,
         "batch_size": batch_size,
-        "untempered_available": hasattr(hp, "probit_log_probs"),
         "total_s": time.perf_counter() - t0,
     }
     return BiasResults(rows, config)
@@ -258,8 +252,6 @@ def format_bias(results: BiasResults) -> str:
     """The terminal report: the table and its legend."""
     lines = [format_table(results.to_rows(), COLUMNS, digits=4), ""]
     lines += [f"  {k}: {v}" for k, v in LEGEND.items()]
-    if not results.config.get("untempered_available"):
-        lines.append("  untempered probit (tau = 0): not in this version (issue 12)")
     return "\n".join(lines)
 
 
@@ -289,8 +281,7 @@ def write_bias(results: BiasResults, out_dir) -> list[Path]:
                     kw = dict(marker="*", ms=12, color=line[0].get_color())
                     x0 = [min(results.config["taus"]) / 2]  # tau = 0 drawn left of the grid
                     ax_b.plot(x0, [r["bias"]], label=f"untempered, S={S}", **kw)
-                    if r["grad_variance"] is not None:
-                        ax_g.plot(x0, [r["grad_variance"]], **kw)
+                    ax_g.plot(x0, [r["grad_variance"]], **kw)
         ax_b.set(xscale="log", yscale="log", xlabel="tau", ylabel="mean |p - p_exact|")
         ax_b.set_title(f"K = {K}: bias vs exact probit")
         ax_g.set(xscale="log", yscale="log", xlabel="tau", ylabel="gradient variance")

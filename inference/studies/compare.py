@@ -24,14 +24,7 @@ from models import covariance_summary
 from models.label_noise import pair_recovery
 
 from ..predictive import evaluate
-from .methods import (
-    METHODS,
-    FitConfig,
-    MethodUnavailable,
-    fit_method,
-    noisy_digits,
-    probit_available,
-)
+from .methods import METHODS, FitConfig, fit_method, noisy_digits
 from .outputs import format_table, plot_pairs, plot_reliability, pyplot, write_json
 
 __all__ = [
@@ -103,7 +96,6 @@ class CompareResults(NamedTuple):
     probs: dict[str, np.ndarray]
     test_labels: np.ndarray
     pairs: PairRecovery | None
-    unavailable: dict[str, str]
 
     def to_rows(self) -> list[dict]:
         """Rows with method, accuracy, nll, ece, brier, fit_s (+ label, source, extras)."""
@@ -127,7 +119,6 @@ class CompareResults(NamedTuple):
             "config": self.config,
             "legend": METRIC_LEGEND,
             "pairs": pairs,
-            "unavailable": self.unavailable,
         }
 
 
@@ -157,7 +148,6 @@ def run_compare(
     methods: Sequence[str] = DEFAULT_METHODS,
     config: FitConfig | None = None,
     progress: bool = False,
-    skip_unavailable: bool = True,
     cache: dict | None = None,
 ) -> CompareResults:
     """Fit `methods` on noisy digits and score them on the clean test labels.
@@ -169,8 +159,6 @@ def run_compare(
         config: sizes (`FitConfig`, None: the defaults): epochs, Monte Carlo samples,
             ensemble members, tau grid.
         progress: show a progress bar over the methods (and per fit).
-        skip_unavailable: leave out a method whose implementation is missing (recorded in
-            `unavailable`) instead of raising `MethodUnavailable`.
         cache: a dict of fits shared with earlier calls of `fit_method` / `run_compare`
             with the same seed and noise rate (fits are keyed by method settings and config).
 
@@ -184,20 +172,14 @@ def run_compare(
     task = noisy_digits(seed=seed, noise_rate=noise_rate)
     key = jax.random.key(seed)
     cache = {} if cache is None else cache
-    rows, probs, unavailable, nets = [], {}, {}, {}
+    rows, probs, nets = [], {}, {}
     from tqdm.auto import tqdm
 
     bar = tqdm(list(methods), desc="compare", disable=not progress)
     t0 = time.perf_counter()
     for name in bar:
         bar.set_postfix_str(name)
-        try:
-            pred = fit_method(name, task, config, key=key, cache=cache, progress=False)
-        except MethodUnavailable as err:
-            if not skip_unavailable:
-                raise
-            unavailable[name] = str(err)
-            continue
+        pred = fit_method(name, task, config, key=key, cache=cache, progress=False)
         metrics = evaluate(pred.log_probs, task.test[1], n_bins=N_BINS)
         method = METHODS[name]
         rows.append(
@@ -234,15 +216,13 @@ def run_compare(
         "ece_bins": N_BINS,
         "total_s": time.perf_counter() - t0,
     }
-    return CompareResults(rows, meta, probs, np.asarray(task.test[1]), pairs, unavailable)
+    return CompareResults(rows, meta, probs, np.asarray(task.test[1]), pairs)
 
 
 def format_compare(results: CompareResults) -> str:
     """The terminal report: the metric table, its legend and the pair-recovery table."""
     lines = [format_table(results.to_rows(), COLUMNS), ""]
     lines += [f"  {k:>8}: {v}" for k, v in METRIC_LEGEND.items()]
-    for name, why in results.unavailable.items():
-        lines.append(f"  skipped {name}: {why}")
     p = results.pairs
     if p is not None:
         lines += ["", f"Confusable pairs: learned ({p.method}, centred correlation) vs injected"]
@@ -335,7 +315,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--methods",
         type=_method_list,
         default=None,
-        help=f"comma-separated subset of: {', '.join(METHODS)} (None: all but probit; "
+        help=f"comma-separated subset of: {', '.join(METHODS)} (None: all; "
         f"with --quick: {','.join(QUICK_METHODS)})",
     )
     parser.add_argument(
@@ -353,11 +333,6 @@ def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     """Checks needing several options; `parser.error` (exit 2) before any work."""
     if args.methods is None:
         args.methods = QUICK_METHODS if args.quick else DEFAULT_METHODS
-    if "probit" in args.methods and not probit_available():
-        parser.error(
-            "argument --methods: 'probit' (the untempered estimator, issue 12) is not "
-            "available in this version: the head has no likelihood='probit' option"
-        )
     if args.members is not None and args.members < 1:
         parser.error(f"argument --members: must be > 0, got {args.members}")
 

@@ -17,8 +17,8 @@ evaluation Monte Carlo setting. Methods and their sources (`METHODS`):
   (Collier et al. 2020, arXiv:2003.06778).
 - low_rank, parameter_efficient: Collier et al. 2021, arXiv:2105.10305.
 - hetxl: Collier et al. 2023, arXiv:2301.12860.
-- probit: the untempered probit estimator (`hetprobit.probit_log_probs`), when the head
-  offers `likelihood="probit"`; otherwise `MethodUnavailable` is raised.
+- probit: the untempered probit estimator (`hetprobit.probit_log_probs`): the low-rank
+  head with `likelihood="probit"`.
 - taylor: the low-rank head trained by Monte Carlo (the same fit as low_rank), predictions
   by the deterministic second-order Taylor formula (`hetprobit.taylor_softmax_probs`,
   Collier et al. 2021, Appendix C) instead of Monte Carlo; the approximation may leave
@@ -54,12 +54,10 @@ __all__ = [
     "METHODS",
     "FitConfig",
     "Method",
-    "MethodUnavailable",
     "NoisyDigits",
     "Prediction",
     "fit_method",
     "noisy_digits",
-    "probit_available",
 ]
 
 NUM_CLASSES = 10
@@ -101,19 +99,6 @@ METHODS: dict[str, Method] = {
         "Deep Ensemble, low-rank", "Lakshminarayanan et al. 2017, arXiv:1612.01474", "low_rank"
     ),
 }
-
-
-class MethodUnavailable(RuntimeError):
-    """A registered method whose implementation is not in this version of the package."""
-
-
-def probit_available() -> bool:
-    """Whether the head accepts `likelihood="probit"` (the untempered estimator, issue 12)."""
-    import inspect
-
-    return hasattr(hp, "probit_log_probs") and (
-        "likelihood" in inspect.signature(HeteroscedasticHead.__init__).parameters
-    )
 
 
 class NoisyDigits(NamedTuple):
@@ -179,11 +164,10 @@ class Prediction(NamedTuple):
 
 
 def make_net(
-    key, covariance: str, config: FitConfig, *, tau: float = 1.0, likelihood: str | None = None
+    key, covariance: str, config: FitConfig, *, tau: float = 1.0, likelihood: str = "tempered"
 ) -> Classifier:
     """The shared MLP backbone with a `HeteroscedasticHead` of the given covariance
-    (`likelihood`: the head's likelihood option, e.g. "probit", when not the default)."""
-    extra = {} if likelihood is None else {"likelihood": likelihood}
+    (`likelihood`: the head's likelihood option, "tempered" or "probit")."""
     k_backbone, k_head = jax.random.split(key)
     has_rank = covariance in ("low_rank", "parameter_efficient", "hetxl")
     head = HeteroscedasticHead(
@@ -195,7 +179,7 @@ def make_net(
         num_train_samples=config.train_samples,
         num_eval_samples=config.eval_samples,
         key=k_head,
-        **extra,
+        likelihood=likelihood,
     )
     backbone = MLP(64, config.features, width=config.width, depth=1, key=k_backbone)
     return Classifier(backbone, head)
@@ -218,7 +202,7 @@ def fitted_net(net: Classifier, params: dict) -> Classifier:
 
 
 def _fit_single(
-    task, config, covariance, *, key, tau=1.0, likelihood=None, progress=False, **model_kwargs
+    task, config, covariance, *, key, tau=1.0, likelihood="tempered", progress=False, **model_kwargs
 ):
     k_init, k_fit = jax.random.split(key)
     net = make_net(k_init, covariance, config, tau=tau, likelihood=likelihood)
@@ -258,7 +242,6 @@ def fit_method(
 
     Raises:
         KeyError: an unknown method name.
-        MethodUnavailable: "probit" without the head's probit likelihood.
     """
     if name not in METHODS:
         raise KeyError(f"unknown method {name!r}; known: {sorted(METHODS)}")
@@ -308,11 +291,6 @@ def fit_method(
         lp = np.log(probs / probs.sum(axis=-1, keepdims=True))
         return Prediction(lp, secs, {"clipped_fraction": clipped}, net)
     if name == "probit":
-        if not probit_available():
-            raise MethodUnavailable(
-                "method 'probit' needs the untempered probit likelihood in the head "
-                '(HeteroscedasticHead(likelihood="probit"), issue 12), which this version lacks'
-            )
         net, res, secs = single("low_rank", likelihood="probit")
         return Prediction(_log_probs(net, x_te, k_pred), secs, {"best_epoch": res.best_epoch}, net)
     # Deep Ensembles
