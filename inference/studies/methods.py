@@ -84,7 +84,11 @@ METHODS: dict[str, Method] = {
         "Parameter-efficient", "Collier et al. 2021, arXiv:2105.10305", "parameter_efficient"
     ),
     "hetxl": Method("HET-XL", "Collier et al. 2023, arXiv:2301.12860", "hetxl"),
-    "probit": Method("Untempered probit", "hetprobit.probit_log_probs (issue 12)", "low_rank"),
+    "probit": Method(
+        "Untempered probit",
+        "exact 1-D quadrature: Girolami & Rogers 2006, Neural Comput. 18(8)",
+        "low_rank",
+    ),
     "taylor": Method(
         "Taylor (2nd order)", "Collier et al. 2021, arXiv:2105.10305, App. C", "low_rank"
     ),
