@@ -4,6 +4,13 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HETPROBIT_FAST", "1")
+# The suite is dominated by XLA compilation of small programs: LLVM at -O0 compiles them ~15-20%
+# faster (measured on tests/test_exact.py and test_models_head.py); the HLO passes, and so the
+# numerics, are unchanged. A user's own XLA_FLAGS setting of the level wins.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
