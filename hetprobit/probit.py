@@ -38,7 +38,7 @@ a competitor 1e6 times narrower than the class *inside* the bulk of the integran
 Costs per factor draw: O(B K n) for the observed class (`probit_log_likelihood`) and
 O(B K^2 n) for all classes (`probit_log_probs`, chunked over the class whose probability is
 computed). The factor draws are streamed through the same chunked log-mean-exp as the tempered
-estimator (`hetprobit.likelihood`), with its one-pass gradient on the observed-label path, so
+estimator (`hetprobit._streaming`), with its one-pass gradient on the observed-label path, so
 memory does not grow with S.
 
 Sources: the i.i.d. identity is the one used for variational multinomial probit (M. Girolami
@@ -63,13 +63,8 @@ from jax import lax
 from jax.scipy.special import erfcx, log_ndtr as _jax_log_ndtr
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .likelihood import (
-    CHUNK_ELEMENTS,
-    _per_example_noise,
-    _StreamConfig,
-    _streamed_log_mean_exp,
-    default_chunk_size,
-)
+from ._streaming import _per_example_noise, _StreamConfig, _streamed_log_mean_exp
+from .likelihood import CHUNK_ELEMENTS, default_chunk_size
 from .noise import DiagonalNoise, LowRankNoise, NoiseStructure, ParameterEfficientNoise
 from .sampling import SAMPLERS
 from .validation import check_array, check_finite, check_labels, check_positive_int
