@@ -39,6 +39,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._probit_quadrature import _log_ndtr
 from .likelihood import (
     tempered_sigmoid_log_likelihood,
     tempered_sigmoid_log_probs,
@@ -47,7 +48,7 @@ from .likelihood import (
 )
 from .montecarlo import MonteCarlo
 from .noise import NOISE_STRUCTURES, Homoscedastic, NoiseStructure, get_noise_family
-from .probit import _SUPPORTED, _log_ndtr, probit_log_likelihood, probit_log_probs
+from .probit import _SUPPORTED, probit_log_likelihood, probit_log_probs
 from .validation import check_array, check_finite, check_indicator_labels, check_positive_int
 
 __all__ = ["LIKELIHOODS", "Likelihood"]

@@ -4,7 +4,7 @@
 - `bias`: relaxation bias and gradient variance of the tempered estimator (`run_bias`,
   `write_bias`).
 - `choice`: logit, iid / full probit and tempered fits of a discrete-choice data set
-  (`run_choice`, `write_choice`).
+  (`run_choice`, `write_choice`); its table and files are in `choice_outputs`.
 - `methods`: the compared methods (`METHODS`) and the noisy-digits task (`noisy_digits`).
 - `outputs`: results.json, tables and figures.
 
