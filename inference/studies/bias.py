@@ -45,7 +45,7 @@ from models import (
 
 from ..driver import fit
 from ..relaxation import gradient_variance, relaxation_bias
-from .outputs import format_table, pyplot, write_json
+from .outputs import format_table, pyplot, save_figure, write_json
 
 __all__ = [
     "NAME",
@@ -287,10 +287,7 @@ def write_bias(results: BiasResults, out_dir) -> list[Path]:
         ax_g.set(xscale="log", yscale="log", xlabel="tau", ylabel="gradient variance")
         ax_g.set_title(f"K = {K}: gradient variance")
         ax_b.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "bias.png")
-    fig.savefig(paths[-1], dpi=80)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "bias.png"))
     return paths
 
 

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .outputs import pyplot, write_json
+from .outputs import pyplot, save_figure, write_json
 
 if TYPE_CHECKING:
     from .choice import ChoiceStudyResults
@@ -105,8 +105,5 @@ def write_choice(results: ChoiceStudyResults, out_dir) -> list[Path]:
                 ax.axhline(f["log_likelihood"], color="k", ls=":", label="full probit (exact ML)")
         ax.set(xscale="log", xlabel="tau", ylabel="log-likelihood", title="tempered fits vs tau")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / "choice.png")
-    fig.savefig(paths[-1], dpi=80)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "choice.png"))
     return paths

@@ -25,7 +25,7 @@ from models.label_noise import pair_recovery
 
 from ..predictive import evaluate
 from .methods import METHODS, FitConfig, fit_method, noisy_digits
-from .outputs import format_table, plot_pairs, plot_reliability, pyplot, write_json
+from .outputs import format_table, plot_pairs, plot_reliability, pyplot, save_figure, write_json
 
 __all__ = [
     "NAME",
@@ -264,10 +264,7 @@ def write_compare(results: CompareResults, out_dir) -> list[Path]:
     for name, probs in results.probs.items():
         fig, ax = plt.subplots(figsize=(4, 4))
         plot_reliability(ax, probs, y, N_BINS, f"{name}: ECE {rows[name]['ece']:.3f}")
-        fig.tight_layout()
-        paths.append(out / f"reliability_{name}.png")
-        fig.savefig(paths[-1], dpi=80)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / f"reliability_{name}.png"))
     n = len(results.probs)
     if n:
         cols = min(4, n)
@@ -276,10 +273,7 @@ def write_compare(results: CompareResults, out_dir) -> list[Path]:
             plot_reliability(ax, probs, y, N_BINS, f"{name}\nECE {rows[name]['ece']:.3f}")
         for ax in np.ravel(axes)[n:]:
             ax.axis("off")
-        fig.tight_layout()
-        paths.append(out / "reliability.png")
-        fig.savefig(paths[-1], dpi=80)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "reliability.png"))
     if results.pairs is not None:
         p = results.pairs
         paths.append(plot_pairs(out / "pairs.png", p.correlation, p.transition, p.method))

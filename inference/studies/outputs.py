@@ -22,6 +22,7 @@ __all__ = [
     "plot_pairs",
     "plot_reliability",
     "pyplot",
+    "save_figure",
     "write_json",
 ]
 
@@ -126,7 +127,12 @@ def plot_pairs(path: Path, correlation, transition, method: str) -> Path:
     for ax in (a1, a2):
         ax.set_xticks(range(corr.shape[0]))
         ax.set_yticks(range(corr.shape[0]))
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """Lay out `fig`, write it to `path` (PNG, 80 dpi, the studies' size) and close it."""
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
+    pyplot().close(fig)
     return Path(path)
