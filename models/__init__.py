@@ -33,6 +33,10 @@ from .choice_fit import (
     TemperatureWarning as TemperatureWarning,
     fit_choice as fit_choice,
 )
+from .choice_io import (
+    load_choice_results as load_choice_results,
+    save_choice_results as save_choice_results,
+)
 from .choice_likelihood import ChoiceArrays as ChoiceArrays, ChoiceModel as ChoiceModel
 from .choice_results import ChoiceResults as ChoiceResults
 from .choice_spec import ChoiceSpec as ChoiceSpec
@@ -98,6 +102,7 @@ __all__ = [
     "TemperatureWarning",
     "fit_choice",
     "load_catsup",
+    "load_choice_results",
     "load_fishing",
     "load_heating",
     "load_mode",
@@ -107,6 +112,7 @@ __all__ = [
     "load_yogurt",
     "lr_test",
     "maximize_likelihood",
+    "save_choice_results",
     "COVARIANCE_TYPES",
     "MODECHOICE_ALTERNATIVES",
     "ClassPair",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +74,21 @@ class ChoiceResults:
     null_log_likelihood: float
     fit_seconds: float
     warnings: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path) -> Path:
+        """Write this result to one `.npz` file; `ChoiceResults.load(path)` reloads it exactly
+        (format in `models.choice_io`). Returns the path written."""
+        from .choice_io import save_choice_results
+
+        return save_choice_results(self, path)
+
+    @classmethod
+    def load(cls, path) -> ChoiceResults:
+        """Reload a result written by `save` (raises ValueError for any other file)."""
+        from .choice_io import load_choice_results
+
+        return load_choice_results(path)
 
     # ------------------------------------------------------------------ named values
     @property
