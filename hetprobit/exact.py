@@ -45,6 +45,7 @@ from jax.scipy.special import log_ndtr, logsumexp, ndtr
 from jaxtyping import Array, Float
 
 from ._mvn import H_MAX, bvn_cdf, sov_log_cdf, tvn_cdf
+from ._mvn_tail import tail_log_cdf
 from .validation import (
     check_array,
     check_covariance,
@@ -262,9 +263,11 @@ def _log_core(mu, cov, method, n_points, n_shifts):
     f64 = mu.dtype == jnp.float64
     thresh = (1e-10 if K == 3 else 1e-8) if f64 else 1e-4
     ok = p > thresh
-    # the log-space SOV estimate only for the tail problems (blocks without one are skipped)
-    log_est = sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts, needed=~ok)
-    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), _log_mean_exp_shifts(log_est))
+    # the log-space SOV estimate only for the tail problems (blocks without one are skipped);
+    # its derivatives are closed forms (`_mvn_tail`), the SOV loops are never differentiated
+    h, R = _standardise(b, S)
+    log_tail = tail_log_cdf(h, R, ~ok, n_points=n_points, n_shifts=n_shifts)
+    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), log_tail)
 
 
 def _log_mean_exp_shifts(log_est):
