@@ -10,6 +10,8 @@ r"""Gaussian CDF building blocks for the exact probit probabilities (no input va
   r12(x) = sin(x asin r12), r13(x) = sin(x asin r13) and f collects
   asin(r_1j) cos(.) dPhi_3/dr_1j = asin(r_1j) exp(-q_1j/2) Phi(conditional) (the 1/cos of the
   bivariate density cancels). Fixed Gauss-Legendre nodes, so it is a smooth JAX function.
+  Closed-form derivatives (`jax.custom_jvp`): dPhi_3/dh_i = phi(h_i) Phi_2(conditional),
+  dPhi_3/dr_ij = phi_2(h_i, h_j; r_ij) Phi(conditional) (Plackett 1954; Genz & Bretz 2009).
 * `sov_log_cdf(b, cov, points)`: Genz's separation-of-variables (GHK) estimate of
   log P(Z <= b), Z ~ N(0, cov), with Genz-Bretz variable reordering and fixed, randomly
   shifted rank-1 lattice points (one estimate per shift), computed in log space.
