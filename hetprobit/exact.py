@@ -13,7 +13,10 @@ Sigma_jk). Methods (``method="auto"``):
 * K = 3: bivariate normal CDF (Genz's BVND, ~1e-14 absolute in float64) with closed-form
   derivatives (`jax.custom_jvp`).
 * K = 4: trivariate normal CDF by Plackett's reduction integrated with fixed Gauss-Legendre
-  nodes (~1e-10 absolute in float64 for well-conditioned Sigma, ~1e-7 near-singular).
+  nodes (~1e-10 absolute in float64 for well-conditioned Sigma, ~1e-7 near-singular), with
+  closed-form derivatives (`jax.custom_jvp`, Plackett 1954 / Genz & Bretz 2009 section 2.2:
+  dPhi_3/dh_i = phi(h_i) Phi_2(conditional), dPhi_3/dr_ij = phi_2(h_i, h_j; r_ij)
+  Phi(conditional)); the quadrature is never differentiated.
 * 5 <= K <= 10: Genz's separation-of-variables (GHK) integral with Genz-Bretz reordering and
   fixed, randomly shifted rank-1 lattice points (``n_shifts`` shifts of ``n_points`` points;
   a smooth deterministic function of mu and Sigma). Accuracy ~1e-5 to 1e-6 for the defaults;
@@ -23,7 +26,8 @@ Sigma_jk). Methods (``method="auto"``):
 
 The SOV integrals run in blocks of problems under `lax.scan` (about 2^16 lattice evaluations
 at a time), so memory does not grow with the batch; for K = 3, 4 the log path evaluates the
-log-space SOV only in blocks that contain a tail problem.
+log-space SOV only in blocks that contain a tail problem, and differentiates it by the same
+identities in log space (`_mvn_tail`), never through the SOV loops.
 
 Every entry point checks `cov` with `hetprobit.validation.check_covariance`: symmetric and
 positive semi-definite up to rounding (ValueError naming its smallest eigenvalue; under jit,
@@ -45,6 +49,7 @@ from jax.scipy.special import log_ndtr, logsumexp, ndtr
 from jaxtyping import Array, Float
 
 from ._mvn import H_MAX, bvn_cdf, sov_log_cdf, tvn_cdf
+from ._mvn_tail import tail_log_cdf
 from .validation import (
     check_array,
     check_covariance,
@@ -262,9 +267,11 @@ def _log_core(mu, cov, method, n_points, n_shifts):
     f64 = mu.dtype == jnp.float64
     thresh = (1e-10 if K == 3 else 1e-8) if f64 else 1e-4
     ok = p > thresh
-    # the log-space SOV estimate only for the tail problems (blocks without one are skipped)
-    log_est = sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts, needed=~ok)
-    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), _log_mean_exp_shifts(log_est))
+    # the log-space SOV estimate only for the tail problems (blocks without one are skipped);
+    # its derivatives are closed forms (`_mvn_tail`), the SOV loops are never differentiated
+    h, R = _standardise(b, S)
+    log_tail = tail_log_cdf(h, R, ~ok, n_points=n_points, n_shifts=n_shifts)
+    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), log_tail)
 
 
 def _log_mean_exp_shifts(log_est):
@@ -305,6 +312,13 @@ def mvn_cdf(
 
     m = 1: Phi; m = 2: bivariate (BVND); m = 3: trivariate (Plackett); m >= 4 (or
     method="sov"): lattice SOV. The orthant probability P(Z > a) is mvn_cdf(-a, cov).
+    For m <= 3 (method="auto") the derivatives are closed forms (`jax.custom_jvp`; Plackett
+    1954, Genz & Bretz 2009 section 2.2): dF/dh_i = phi(h_i) F_{m-1}(conditional) and
+    dF/dr_ij = phi_2(h_i, h_j; r_ij) F_{m-2}(conditional) for the standardised bounds h and
+    correlations r, so jit/grad never differentiate a quadrature.
+
+    Raises:
+      ValueError / TypeError: as `exact_choice_probs`, for `upper` (dimension 1..9) and `cov`.
     """
     _check_method(method, n_points, n_shifts)
     upper, cov = _validate(upper, cov, max_k=MAX_EXACT_CLASSES - 1, min_k=1, name="upper")

@@ -133,7 +133,7 @@ def test_check_grads_float64(kind):
                 + 0.1 * hp.probit_log_probs(mu, noise, key=key, num_samples=8).sum()
             )
 
-        check_grads(f, (mu, d, V), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+        check_grads(jax.jit(f), (mu, d, V), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
 def test_extremes_float32_and_float64():
