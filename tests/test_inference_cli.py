@@ -1,11 +1,10 @@
 """The `hetprobit` command (`inference.cli`): each subcommand in `--quick` mode exits 0 and
 writes its documented files and fields; bad options exit 2 before any work.
 
-`hetprobit bias` through the command's path is tested in test_inference_studies_bias.py,
-where its one run is shared with the study's own checks."""
+The bare command (`compare --quick`) and `hetprobit bias` through the command's path are
+tested in test_inference_studies_compare.py / test_inference_studies_bias.py, where their one
+run each shares its fits with the studies' own checks."""
 
-import json
-import math
 import os
 import subprocess
 import sys
@@ -19,36 +18,6 @@ from inference.studies.compare import DEFAULT_METHODS, QUICK_METHODS
 from inference.studies.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
-ROW_FIELDS = ("method", "nll", "ece", "accuracy", "brier", "fit_s")
-
-
-def _finite(*values):
-    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-
-
-def test_bare_command_is_compare_quick_and_writes_the_documented_files(tmp_path, capsys):
-    out = tmp_path / "new" / "compare"
-    assert main(["--quick", "--no-progress", "--out", str(out)]) == 0  # no subcommand: compare
-    report = json.loads((out / "results.json").read_text())
-    assert report["study"] == "compare"
-    assert [r["method"] for r in report["rows"]] == list(QUICK_METHODS)
-    for row in report["rows"]:
-        assert set(ROW_FIELDS) <= set(row)
-        assert _finite(*(row[k] for k in ROW_FIELDS[1:]))
-        assert 0 <= row["accuracy"] <= 1 and 0 <= row["ece"] <= 1 and 0 <= row["brier"] <= 2
-        assert row["accuracy"] > 0.5  # 10 classes, 3 epochs; measured ~0.8
-        assert (out / f"reliability_{row['method']}.png").stat().st_size > 0
-    assert (out / "reliability.png").exists() and (out / "pairs.png").exists()
-    cfg = report["config"]
-    assert cfg["noise_rate"] == 0.3 and cfg["seed"] == 0 and cfg["data"]["test_labels"] == "clean"
-    assert set(report["legend"]) == {"accuracy", "nll", "ece", "brier", "fit_s"}
-    pairs = report["pairs"]
-    assert pairs["method"] == "low_rank"
-    assert sorted(map(tuple, pairs["true_pairs"])) == sorted(map(tuple, cfg["data"]["noisy_pairs"]))
-    for score in pairs["recovery"].values():
-        assert 0.0 <= score <= 1.0
-    printed = capsys.readouterr().out
-    assert "top-1" in printed and "15 equal-width" in printed and "recovery:" in printed
 
 
 @pytest.mark.parametrize(
