@@ -1,9 +1,9 @@
-"""The `hetprobit` command (`inference.cli`): each subcommand in `--quick` mode exits 0 and
-writes its documented files and fields; bad options exit 2 before any work.
+"""The `hetprobit` command (`inference.cli`): defaults, bad options exit 2 before any work,
+the real process's exit status and each subcommand's help.
 
-The bare command (`compare --quick`) and `hetprobit bias` through the command's path are
-tested in test_inference_studies_compare.py / test_inference_studies_bias.py, where their one
-run each shares its fits with the studies' own checks."""
+Each subcommand run in full (exit 0, its documented files and fields): the bare command
+(`compare --quick`) in test_inference_studies_compare.py and `hetprobit bias` in
+test_inference_studies_bias.py, where each run shares its fits with the study's own checks."""
 
 import os
 import subprocess
