@@ -186,10 +186,11 @@ def fit_ensemble(
     """
     M = check_positive_int("num_members", num_members)
     init_keys, fit_keys = ensemble_keys(key, M)
+    if member_kwargs is not None:  # the names only, traced abstractly: fails before any work
+        overlap = set(eqx.filter_eval_shape(member_kwargs, init_keys[0])) & set(model_kwargs)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)} given both in `member_kwargs` and as model kwargs")
     member = {} if member_kwargs is None else eqx.filter_vmap(member_kwargs)(init_keys)
-    overlap = set(member) & set(model_kwargs)
-    if overlap:
-        raise ValueError(f"{sorted(overlap)} given both in `member_kwargs` and as model kwargs")
     result = run_training(
         model,
         guide,

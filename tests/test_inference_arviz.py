@@ -32,9 +32,15 @@ def fitted(make_classifier):
     return guide, res
 
 
-def test_arviz_summary_has_last_layer_variables(fitted):
+@pytest.fixture(scope="module")
+def idata(fitted):
     guide, res = fitted
-    data = to_arviz(guide, res.params, key=jax.random.key(0), num_samples=100, num_chains=2)
+    return to_arviz(guide, res.params, key=jax.random.key(0), num_samples=100, num_chains=2)
+
+
+def test_arviz_summary_has_last_layer_variables(fitted, idata):
+    guide, res = fitted
+    data = idata
     post = data.posterior
     assert set(post.data_vars) == {"net.head.mu.weight", "net.head.mu.bias"}
     assert post["net.head.mu.weight"].shape == (2, 100, 3, 4)
@@ -52,9 +58,9 @@ def test_arviz_summary_has_last_layer_variables(fitted):
         to_arviz(guide, res.params, key=jax.random.key(0), num_samples=5, var_names=["nope"])
 
 
-def test_plots_are_written_as_png(fitted, tmp_path):
-    guide, res = fitted
-    data = to_arviz(guide, res.params, key=jax.random.key(0), num_samples=50)
+def test_plots_are_written_as_png(fitted, idata, tmp_path):
+    _, res = fitted
+    data = idata
     paths = [
         plot_posterior(data, tmp_path / "forest.png"),
         plot_posterior(data, tmp_path / "trace.png", kind="trace", var_names=["net.head.mu.bias"]),

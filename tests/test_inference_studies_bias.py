@@ -6,26 +6,35 @@ shrinks as tau -> 0 while its gradient variance grows; the gradient variance of 
 i.i.d. draws falls roughly like 1/S.
 """
 
+import contextlib
+import io
+import json
 import math
 
 import numpy as np
 import pytest
 
+from inference import cli
 from inference.studies.bias import BiasResults, format_bias, run_bias, write_bias
+
+# One run, shared by every test below, through the command's own path (`hetprobit bias
+# --quick` sizes: K = 3, N = 128, batch 64, a 1-epoch fit, 8 gradient keys) on a 2 x 2 grid.
+ARGV = ["bias", "--quick", "--taus", "0.05,1", "--samples", "16,128", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def results():
-    return run_bias(
-        seed=0,
-        taus=(0.05, 1.0),
-        num_samples_grid=(16, 128),
-        classes=(3,),
-        num_data=64,
-        fit_epochs=1,
-        num_grad_keys=8,
-        batch_size=32,
-    )
+def command(tmp_path_factory):
+    """(results, out folder, printed report) of `hetprobit bias` run in-process."""
+    out = tmp_path_factory.mktemp("bias") / "new" / "bias"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = cli.run(cli.parse_args([*ARGV, "--out", str(out)]))
+    return results, out, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def results(command):
+    return command[0]
 
 
 def _row(results, tau, S, estimator="tempered"):
@@ -57,6 +66,7 @@ def test_rows_fields_and_finite(results, tmp_path):
         assert math.isfinite(r["grad_variance"]) and r["grad_variance"] > 0
     payload = results.to_json()
     assert payload["study"] == "bias" and payload["config"]["classes"] == [3]
+    assert payload["config"]["num_data"] == 128 and payload["config"]["fit_epochs"] == 1
     paths = write_bias(results, tmp_path / "out")
     assert [p.name for p in paths] == ["results.json", "bias.png"]
     assert "mean |p - p_exact|" in format_bias(results)
@@ -89,9 +99,9 @@ def test_bias_of_tempered_estimate_matches_a_direct_computation(results):
     # the study's data for K = 3 (keys as in `run_bias`)
     key = jax.random.fold_in(jax.random.key(0), 3)
     k_data, _, _, k_bias, _ = jax.random.split(key, 5)
-    data = make_synthetic_classification(64, 3, num_pairs=1, key=k_data)
+    data = make_synthetic_classification(128, 3, num_pairs=1, key=k_data)
     noise = LowRankNoise(data.scale, data.factor)
-    exact = exact_choice_probs(data.mu, jnp.broadcast_to(noise.covariance(), (64, 3, 3)))
+    exact = exact_choice_probs(data.mu, jnp.broadcast_to(noise.covariance(), (128, 3, 3)))
     p = jnp.exp(tempered_softmax_log_probs(data.mu, noise, key=k_bias, tau=1.0, num_samples=16))
     expected = float(jnp.mean(jnp.abs(p - exact)))
     np.testing.assert_allclose(_row(results, 1.0, 16)["bias"], expected, rtol=1e-5)
@@ -105,3 +115,23 @@ def test_untempered_estimator_is_the_tau_0_point(results):
         # no relaxation: far below the tempered bias at tau = 1 (and at tau = 0.05, which
         # still carries Monte Carlo error ~ 1/sqrt(S))
         assert r["bias"] < 0.5 * _row(results, 0.05, r["num_samples"])["bias"]
+
+
+def test_command_writes_results_json_figure_and_report(command):
+    """`hetprobit bias` writes results.json (the rows, finite) and bias.png, and prints the
+    table with its legend."""
+    results, out, printed = command
+    report = json.loads((out / "results.json").read_text())
+    assert report["study"] == "bias" and report["rows"] == results.to_rows()
+    tempered = [r for r in report["rows"] if r["estimator"] == "tempered"]
+    assert {(r["tau"], r["num_samples"]) for r in tempered} == {
+        (t, s) for t in (0.05, 1.0) for s in (16, 128)
+    }
+    for r in report["rows"]:
+        assert {"tau", "num_samples", "bias", "grad_variance", "num_classes", "estimator"} <= set(r)
+        assert r["num_classes"] == 3 and r["estimator"] in ("tempered", "probit")
+        assert math.isfinite(r["bias"]) and r["bias"] >= 0
+        assert math.isfinite(r["grad_variance"])
+    assert {r["tau"] for r in report["rows"] if r["estimator"] == "probit"} == {0.0}
+    assert (out / "bias.png").stat().st_size > 0
+    assert "mean |p - p_exact|" in printed and "wrote 2 files" in printed

@@ -3,6 +3,10 @@ validation only, test labels clean and equal to scikit-learn's), and the methods
 prediction protocol is a formula on top of a fit (temperature scaling, Taylor), checked
 against direct computations."""
 
+import functools
+import json
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,15 +14,25 @@ import pytest
 from sklearn.datasets import load_digits
 
 import hetprobit as hp
-from inference.studies.compare import CompareResults, format_compare, run_compare
+from inference import cli
+from inference.studies import compare
+from inference.studies.compare import (
+    QUICK_METHODS,
+    CompareResults,
+    config_from_args,
+    format_compare,
+    run_compare,
+)
 from inference.studies.methods import (
     METHODS,
-    FitConfig,
     fit_method,
     noisy_digits,
 )
 
-TINY = FitConfig(epochs=2, train_samples=4, eval_samples=32, members=2, tau_grid=(0.3, 1.0))
+# the sizes of `hetprobit --quick` (3 epochs, S = 8, 64 eval samples, 2 members), so that one
+# cache of fits serves the command's run and the protocol checks below
+TINY = config_from_args(cli.parse_args(["--quick"]))
+ROW_FIELDS = ("method", "nll", "ece", "accuracy", "brier", "fit_s")
 
 
 def test_noise_only_on_train_and_validation():
@@ -59,7 +73,7 @@ def test_temperature_scaling_and_taylor_protocols(task, cache):
     key = jax.random.key(0)
     homo = fit_method("homoscedastic", task, TINY, key=key, cache=cache)
     scaled = fit_method("temp_scaled", task, TINY, key=key, cache=cache)
-    assert len(cache) == 1  # the temperature-scaled model reuses the homoscedastic fit
+    assert scaled.net is homo.net  # the temperature-scaled model reuses the homoscedastic fit
     T = scaled.extra["temperature"]
     # reference: Guo et al. 2017, softmax(logits / T) with T fitted on the noisy validation
     val_lp = fit_method("homoscedastic", task, TINY, key=key, cache=cache).net
@@ -74,7 +88,7 @@ def test_temperature_scaling_and_taylor_protocols(task, cache):
 
     lr = fit_method("low_rank", task, TINY, key=key, cache=cache)
     taylor = fit_method("taylor", task, TINY, key=key, cache=cache)
-    assert len(cache) == 2  # Taylor reuses the low-rank fit
+    assert taylor.net is lr.net and len(cache) == 2  # Taylor reuses the low-rank fit
     mu, noise = lr.net.head.noise_parameters(jax.vmap(lr.net.backbone)(jnp.asarray(task.test[0])))
     p = np.clip(np.asarray(hp.taylor_softmax_probs(mu, noise, tau=1.0)), 1e-12, 1.0)
     np.testing.assert_allclose(
@@ -104,3 +118,38 @@ def test_run_compare_rows_and_report(task, cache):
     assert "recovery" in format_compare(res)
     with pytest.raises(KeyError, match="unknown method"):
         run_compare(methods=("nope",), config=TINY)
+
+
+def test_bare_command_is_compare_quick_and_writes_the_documented_files(
+    tmp_path, capsys, monkeypatch, cache
+):
+    """`hetprobit --quick` (no subcommand: compare) through `cli.main`; the only change is
+    the fit cache handed to `run_compare`, shared with the tests above (same seed, noise
+    rate and sizes: the same fits)."""
+    monkeypatch.setattr(compare, "run_compare", functools.partial(run_compare, cache=cache))
+    out = tmp_path / "new" / "compare"
+    assert cli.main(["--quick", "--no-progress", "--out", str(out)]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["study"] == "compare" and report["config"]["fit"] == json.loads(
+        json.dumps(TINY._asdict())
+    )
+    assert [r["method"] for r in report["rows"]] == list(QUICK_METHODS)
+    for row in report["rows"]:
+        assert set(ROW_FIELDS) <= set(row)
+        assert all(
+            isinstance(row[k], int | float) and math.isfinite(row[k]) for k in ROW_FIELDS[1:]
+        )
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["ece"] <= 1 and 0 <= row["brier"] <= 2
+        assert row["accuracy"] > 0.5  # 10 classes, 3 epochs; measured ~0.8
+        assert (out / f"reliability_{row['method']}.png").stat().st_size > 0
+    assert (out / "reliability.png").exists() and (out / "pairs.png").exists()
+    cfg = report["config"]
+    assert cfg["noise_rate"] == 0.3 and cfg["seed"] == 0 and cfg["data"]["test_labels"] == "clean"
+    assert set(report["legend"]) == {"accuracy", "nll", "ece", "brier", "fit_s"}
+    pairs = report["pairs"]
+    assert pairs["method"] == "low_rank"
+    assert sorted(map(tuple, pairs["true_pairs"])) == sorted(map(tuple, cfg["data"]["noisy_pairs"]))
+    for score in pairs["recovery"].values():
+        assert 0.0 <= score <= 1.0
+    printed = capsys.readouterr().out
+    assert "top-1" in printed and "15 equal-width" in printed and "recovery:" in printed
