@@ -28,6 +28,7 @@ from .exact import (
     exact_indicator_log_probs as exact_indicator_log_probs,
     exact_indicator_probs as exact_indicator_probs,
     mvn_cdf as mvn_cdf,
+    mvn_log_cdf as mvn_log_cdf,
 )
 from .information import (
     MutualInformationEstimate as MutualInformationEstimate,
@@ -127,6 +128,7 @@ __all__ = [
     "mutual_information_estimate",
     "MutualInformationEstimate",
     "mvn_cdf",
+    "mvn_log_cdf",
     "negative_log_likelihood",
     "NOISE_STRUCTURES",
     "NoiseStructure",

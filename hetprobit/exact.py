@@ -65,6 +65,7 @@ __all__ = [
     "exact_indicator_probs",
     "exact_indicator_log_probs",
     "mvn_cdf",
+    "mvn_log_cdf",
     "bivariate_normal_cdf",
     "MAX_EXACT_CLASSES",
 ]
@@ -241,9 +242,10 @@ def exact_choice_log_probs(
     Shapes and arguments as `exact_choice_probs`. K = 2: log Phi(.) via `log_ndtr`. K >= 3:
     log of the exact probability where it exceeds a dtype-dependent threshold (1e-10 float64
     / 1e-4 float32 for K = 3; 1e-8 / 1e-4 for K = 4), elsewhere (and for K >= 5) the lattice
-    SOV estimate computed entirely in log space (log_ndtr and an inverse of log_ndtr for the
-    conditional draws), so tail log-probabilities of -1e3 and below stay finite (relative
-    accuracy of the tail estimate ~1e-4 or better).
+    SOV estimate with its factors accumulated as log Phi and, for problems with log P below
+    -600 (float64) / -60 (float32), its conditional draws in log space too (an inverse of
+    log_ndtr), so tail log-probabilities of -1e3 and below stay finite (relative accuracy of
+    the tail estimate ~1e-4 or better).
     """
     _check_method(method, n_points, n_shifts)
     mu, cov = _validate(mu, cov)
@@ -260,22 +262,50 @@ def _log_core(mu, cov, method, n_points, n_shifts):
         z = jnp.clip(z, -1e4, 1e4)
         return jnp.stack([log_ndtr(z), log_ndtr(-z)], axis=-1)
     b, S = _difference_problems(mu, cov)
-    if method == "sov" or K > 4:
-        log_sov = _log_mean_exp_shifts(sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts))
-        return log_sov - logsumexp(log_sov, axis=-1, keepdims=True)
-    p = _choice_core(mu, cov, method, n_points, n_shifts, False)
-    f64 = mu.dtype == jnp.float64
-    thresh = (1e-10 if K == 3 else 1e-8) if f64 else 1e-4
-    ok = p > thresh
-    # the log-space SOV estimate only for the tail problems (blocks without one are skipped);
-    # its derivatives are closed forms (`_mvn_tail`), the SOV loops are never differentiated
-    h, R = _standardise(b, S)
-    log_tail = tail_log_cdf(h, R, ~ok, n_points=n_points, n_shifts=n_shifts)
-    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), log_tail)
+    log_p = _log_orthant(b, S, method, n_points, n_shifts)
+    if method == "sov" or K > 4:  # the lattice estimates sum to 1 only within their error
+        return log_p - logsumexp(log_p, axis=-1, keepdims=True)
+    return log_p
 
 
 def _log_mean_exp_shifts(log_est):
     return logsumexp(log_est, axis=-1) - math.log(log_est.shape[-1])
+
+
+# log P below which the SOV conditional draws are redone in log space: the plain inverse
+# ndtri(w e_i) is exact while every factor e_i stays above the dtype's smallest normal number,
+# which holds whenever P = prod_i e_i does (P <= min_i e_i); the margin covers the estimate's
+# spread over the lattice points.
+_LOG_SPACE_BELOW = {jnp.dtype(jnp.float64): -600.0, jnp.dtype(jnp.float32): -60.0}
+
+
+def _log_sov(b, S, n_points, n_shifts):
+    """log P(Z <= b) by lattice SOV, b (..., m): the factors are always accumulated as
+    log Phi; the conditional draws use the plain inverse CDF (6x cheaper) and are redone in
+    log space (`_ndtri_exp`) only in blocks holding a problem whose log P is below
+    `_LOG_SPACE_BELOW` (the other blocks are skipped by `sov_log_cdf(needed=...)`)."""
+    plain = _log_mean_exp_shifts(
+        sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts, log_space=False)
+    )
+    ok = plain > _LOG_SPACE_BELOW[jnp.dtype(b.dtype)]
+    deep = sov_log_cdf(b, S, n_points=n_points, n_shifts=n_shifts, needed=~ok)
+    return jnp.where(ok, plain, _log_mean_exp_shifts(deep))
+
+
+def _log_orthant(b, S, method, n_points, n_shifts):
+    """log P(Z <= b), b (..., m), S (..., m, m): closed forms (m <= 3, method "auto") with the
+    log-space tail below a threshold, lattice SOV (`_log_sov`) otherwise."""
+    m = b.shape[-1]
+    if method == "sov" and m > 1 or m > 3:
+        return _log_sov(b, S, n_points, n_shifts)
+    h, R = _standardise(b, S)
+    if m == 1:
+        return log_ndtr(jnp.clip(h[..., 0], -1e4, 1e4))
+    p, _ = _orthant(b, S, method, n_points, n_shifts, False)
+    f64 = b.dtype == jnp.float64
+    ok = p > ((1e-10 if m == 2 else 1e-8) if f64 else 1e-4)
+    log_tail = tail_log_cdf(h, R, ~ok, n_points=n_points, n_shifts=n_shifts)
+    return jnp.where(ok, jnp.log(jnp.where(ok, p, 1.0)), log_tail)
 
 
 def exact_indicator_probs(
@@ -323,6 +353,39 @@ def mvn_cdf(
     _check_method(method, n_points, n_shifts)
     upper, cov = _validate(upper, cov, max_k=MAX_EXACT_CLASSES - 1, min_k=1, name="upper")
     return _mvn_core(upper, cov, method, n_points, n_shifts, bool(return_error))
+
+
+def mvn_log_cdf(
+    upper: Float[Array, "... m"],
+    cov: Float[Array, "... m m"],
+    *,
+    method: str = "auto",
+    n_points: int = 1021,
+    n_shifts: int = 8,
+) -> Float[Array, "..."]:
+    r"""log P(Z <= upper) for Z ~ N(0, cov), dimension 1 <= m <= 9, shape `(...)`, accurate in
+    relative terms where the probability underflows (log P of -1e3 and below stays finite).
+
+    m = 1: log Phi (`log_ndtr`); m = 2, 3: log of the closed forms of `mvn_cdf` (closed-form
+    derivatives) where P > 1e-10 / 1e-8 (float64; 1e-4 in float32), a log-space lattice SOV
+    estimate below; m >= 4 (or method="sov"): lattice SOV with n_points * n_shifts points
+    (Genz 1992, J. Comput. Graph. Stat. 1(2); Genz & Bretz 2009, *Computation of Multivariate
+    Normal and t Probabilities*), its conditional draws in log space only for problems with
+    log P below -600 (float64) / -60 (float32). This is the likelihood of one observed choice:
+    log P(y = c) = mvn_log_cdf(A_c mu, A_c Sigma A_c^T) without the other K - 1 orthants
+    that `exact_choice_log_probs` computes.
+
+    Raises:
+      ValueError / TypeError: as `exact_choice_probs`, for `upper` (dimension 1..9) and `cov`.
+    """
+    _check_method(method, n_points, n_shifts)
+    upper, cov = _validate(upper, cov, max_k=MAX_EXACT_CLASSES - 1, min_k=1, name="upper")
+    return _mvn_log_core(upper, cov, method, n_points, n_shifts)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _mvn_log_core(upper, cov, method, n_points, n_shifts):
+    return _log_orthant(upper, cov, method, n_points, n_shifts)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
