@@ -19,8 +19,9 @@ one scale are identified; Train 2009, *Discrete Choice Methods with Simulation*,
 
 Likelihoods (`method=`): "exact": for J <= 4 one orthant probability per chooser, the chosen
 alternative's, by `choice_orthant.orthant_log_prob` (the core's closed forms, closed-form
-derivatives, log-space tail); for 5 <= J <= 10 `hetprobit.exact_choice_log_probs` (Genz's
-lattice SOV / GHK with `n_points * n_shifts` points, error estimate from the shifts).
+derivatives, log-space tail); for 5 <= J <= 10 `hetprobit.mvn_log_cdf` (Genz's lattice SOV /
+GHK with `n_points * n_shifts` points, error estimate from the shifts), again one orthant per
+chooser.
 Predicted probabilities of every alternative: the same orthants, one per alternative.
 "tempered" is the core's tempered-softmax Monte Carlo likelihood
 with a fixed key (a logit-kernel probit; biased unless tau << the smallest noise s.d.).
@@ -345,7 +346,7 @@ class ChoiceModel:
                 num_samples=self.num_samples,
                 num_nodes=self.num_nodes,
             )
-        if self.family == "probit" and self.num_alternatives <= 4:
+        if self.family == "probit":
             return self._orthant_log_likelihood(theta, arrays)
         lp = self.log_probs(theta, arrays)
         return _pick(lp, arrays.chosen)
@@ -360,17 +361,21 @@ class ChoiceModel:
         return orthant_log_prob(b, S).reshape(N, J)
 
     def _orthant_log_likelihood(self, theta, arrays):
-        """J <= 4: log P(y_n = chosen_n) as ONE orthant probability per chooser, dimension
-        J - 1: b_j = V_k - V_j, S = A_k Sigma A_k^T (k the chosen alternative), by
+        """log P(y_n = chosen_n) as ONE orthant probability per chooser, dimension J - 1:
+        b_j = V_k - V_j, S = A_k Sigma A_k^T (k the chosen alternative). J <= 4:
         `choice_orthant.orthant_log_prob` (closed forms with closed-form derivatives; log-space
-        Mendell-Elston approximation below P = 1e-10)."""
+        Mendell-Elston approximation below P = 1e-10); J >= 5: `hetprobit.mvn_log_cdf`
+        (lattice GHK with `n_points * n_shifts` points), not the J orthants of every
+        alternative that `log_probs` evaluates."""
         V = self.utilities(theta, arrays.attributes, arrays.individual)
         cov = self.noise(theta)[1]
         Vm = self._masked(V, arrays.available, cov)
         A = jnp.asarray(_difference_matrices(self.num_alternatives), V.dtype)[arrays.chosen]
         b = jnp.einsum("nij,nj->ni", A, Vm)
         S = jnp.einsum("nij,jk,nlk->nil", A, cov, A)
-        return orthant_log_prob(b, S)
+        if self.num_alternatives <= 4:
+            return orthant_log_prob(b, S)
+        return hetprobit.mvn_log_cdf(b, S, n_points=self.n_points, n_shifts=self.n_shifts)
 
     @property
     def score_mode(self) -> str:
