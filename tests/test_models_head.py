@@ -245,13 +245,6 @@ def _noisy(head):
 
 
 @eqx.filter_jit
-def _inference_log_probs_and_likelihood(head, rb, y, key):
-    """One compile per head structure for the head's predictive and its observed-label path."""
-    lp = head.log_probs(rb, key=key, inference=True)
-    return lp, head.log_likelihood(rb, y, key=key, inference=True)
-
-
-@eqx.filter_jit
 def _multilabel_outputs(head, rb, y):
     """Keyless multilabel head: log_probs, log_likelihood, its input gradient, mu and Sigma."""
     mu, noise = head.noise_parameters(rb)
@@ -271,8 +264,7 @@ def test_probit_head_equals_exact_probit_on_its_own_mu_and_sigma(cov, num_classe
         assert head.likelihood == hp.Likelihood("probit") and head.needs_key == (rank == 1)
         rb = jax.random.normal(jax.random.key(1), (3, D), dtype=jnp.float64)
         key = None if rank is None else jax.random.key(2)  # diagonal: deterministic, no key
-        y = jnp.array([0, num_classes - 1, 1])
-        lp, ll = _inference_log_probs_and_likelihood(head, rb, y, key)
+        lp = head.log_probs(rb, key=key, inference=True)
         mu, noise = head.noise_parameters(rb)
         exact = exact_choice_probs(mu, noise.covariance())
         assert lp.dtype == jnp.float64 and float(jnp.min(exact)) > 0.02
@@ -281,11 +273,13 @@ def test_probit_head_equals_exact_probit_on_its_own_mu_and_sigma(cov, num_classe
         # probability tends to different limits at z_R = -inf and +inf); measured 1.5e-4 here
         # (checked against nested scipy quad), against ~1e-2 for the tempered softmax at tau=0.3
         np.testing.assert_allclose(jnp.exp(lp), exact, atol=1e-6 if rank is None else 4e-4)
+        y = jnp.array([0, num_classes - 1, 1])
+        ll = head.log_likelihood(rb, y, key=key, inference=True)
         gathered = jnp.take_along_axis(lp, y[:, None], axis=-1)[:, 0]
         np.testing.assert_allclose(ll, gathered, rtol=1e-10)
         # tau plays no part in the probit
         other = eqx.tree_at(lambda h: h.tau_param, head, 0.3)
-        np.testing.assert_array_equal(_inference_log_probs_and_likelihood(other, rb, y, key)[0], lp)
+        np.testing.assert_array_equal(other.log_probs(rb, key=key, inference=True), lp)
 
 
 @pytest.mark.parametrize("cov", ["diagonal", "low_rank", "hetxl", "full"])
