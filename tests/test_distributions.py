@@ -109,9 +109,10 @@ def test_plain_svi_loop_with_key_none_draws_fresh_randomness(fixed_key):
     model, guide, x, y = _svi_problem(key)
     svi = SVI(model, guide, numpyro.optim.Adam(0.0), Trace_ELBO())  # step 0: params fixed
     state = svi.init(jax.random.key(2), x, y)
+    update = jax.jit(svi.update)  # the usual loop: one compile, three steps
     losses = []
     for _ in range(3):
-        state, loss = svi.update(state, x, y)
+        state, loss = update(state, x, y)
         losses.append(float(loss))
     assert np.all(np.isfinite(losses))
     if fixed_key:  # common random numbers: a deterministic objective

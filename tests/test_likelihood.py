@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,13 @@ from scipy.stats import norm
 
 import hetprobit as hp
 from tests.reference import compiled_temp_bytes, random_spd, scipy_choice_probs
+
+# One compiled estimator per (shapes, static Monte Carlo setting), shared by every test that
+# calls it: eagerly, each call would compile its sample scan anew.
+_STATIC = ("num_samples", "chunk_size", "sampler", "share_draws")
+_softmax_log_probs = jax.jit(hp.tempered_softmax_log_probs, static_argnames=_STATIC)
+_softmax_log_lik = jax.jit(hp.tempered_softmax_log_likelihood, static_argnames=_STATIC)
+_sigmoid_log_probs = jax.jit(hp.tempered_sigmoid_log_probs, static_argnames=_STATIC)
 
 
 def _lowrank_case(key, B=4, K=5, R=2, noise_scale=1.0):
@@ -36,11 +45,11 @@ def test_converges_to_exact_probit_as_tau_shrinks():
         noise = _dense_as_lowrank(cov)
         for i, tau in enumerate(taus):
             p = jnp.exp(
-                hp.tempered_softmax_log_probs(
-                    jnp.asarray(mu),
+                _softmax_log_probs(
+                    jnp.asarray(mu, jnp.float32),
                     noise,
                     key=jax.random.key(1),
-                    tau=tau,
+                    tau=jnp.float32(tau),
                     num_samples=40_000,
                     sampler="qmc",
                 )
@@ -71,7 +80,7 @@ def test_small_tau_large_S_matches_scipy_exact_probit():
         noise = hp.LowRankNoise(jnp.asarray(d, jnp.float32), jnp.asarray(V, jnp.float32))
         p = np.exp(
             np.asarray(
-                hp.tempered_softmax_log_probs(
+                _softmax_log_probs(
                     jnp.asarray(mu, jnp.float32),
                     noise,
                     key=jax.random.key(K),
@@ -91,14 +100,14 @@ def test_multilabel_marginals_converge_to_normal_cdf():
     )
     exact = norm.cdf(np.asarray(mu) / np.sqrt(np.asarray(noise.variance())))
     p = jnp.exp(
-        hp.tempered_sigmoid_log_probs(
+        _sigmoid_log_probs(
             mu, noise, key=jax.random.key(0), tau=0.01, num_samples=20_000, sampler="qmc"
         )
     )
     np.testing.assert_allclose(p, exact, atol=3e-3)
     # log(1 - p) is the same estimator at -mu
     q = jnp.exp(
-        hp.tempered_sigmoid_log_probs(
+        _sigmoid_log_probs(
             -mu, noise, key=jax.random.key(0), tau=0.01, num_samples=20_000, sampler="qmc"
         )
     )
@@ -122,6 +131,18 @@ def test_gumbel_noise_argmax_frequencies_equal_softmax():
 # ------------------------------------------------------------------------- variance reduction
 
 
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _replicated_probs(mu, noise, keys, sampler, num_samples):
+    """Choice probabilities at tau = 0.05 for each key (one compile per sampler, shared)."""
+    return jax.vmap(
+        lambda k: jnp.exp(
+            hp.tempered_softmax_log_probs(
+                mu, noise, key=k, tau=0.05, num_samples=num_samples, sampler=sampler
+            )
+        )
+    )(keys)
+
+
 @pytest.mark.parametrize("sampler", ["antithetic", "qmc"])
 def test_variance_reduction_lowers_error_against_exact_probit(sampler):
     rng = np.random.default_rng(7)
@@ -133,13 +154,9 @@ def test_variance_reduction_lowers_error_against_exact_probit(sampler):
     noise = hp.LowRankNoise(jnp.asarray(d, jnp.float32), jnp.asarray(V, jnp.float32))
 
     def rmse(smp):
-        est = jax.vmap(
-            lambda k: jnp.exp(
-                hp.tempered_softmax_log_probs(
-                    jnp.asarray(mu, jnp.float32), noise, key=k, tau=0.05, num_samples=S, sampler=smp
-                )
-            )
-        )(jax.random.split(jax.random.key(11), reps))
+        est = _replicated_probs(
+            jnp.asarray(mu, jnp.float32), noise, jax.random.split(jax.random.key(11), reps), smp, S
+        )
         return float(np.sqrt(np.mean((np.asarray(est) - exact) ** 2)))
 
     plain, reduced = rmse("mc"), rmse(sampler)
@@ -156,16 +173,17 @@ def test_chunked_equals_unchunked_for_same_key(key, sampler, share_draws):
     kw = dict(
         key=jax.random.key(5), tau=0.3, num_samples=200, sampler=sampler, share_draws=share_draws
     )
-    full = hp.tempered_softmax_log_probs(mu, noise, chunk_size=200, **kw)
-    for c in (1, 16, 64, 199):
+    full = _softmax_log_probs(mu, noise, chunk_size=200, **kw)
+    # every chunk size is a compile: one that divides S (1), one leaving a remainder after
+    # several full chunks (64) and one leaving a remainder of a single draw (199)
+    for c in (1, 64, 199):
         np.testing.assert_allclose(
-            hp.tempered_softmax_log_probs(mu, noise, chunk_size=c, **kw), full, rtol=2e-5, atol=2e-5
+            _softmax_log_probs(mu, noise, chunk_size=c, **kw), full, rtol=2e-5, atol=2e-5
         )
-    ll_full = hp.tempered_softmax_log_likelihood(mu, noise, labels, chunk_size=200, **kw)
-    ll_chunk = hp.tempered_softmax_log_likelihood(mu, noise, labels, chunk_size=7, **kw)
-    np.testing.assert_allclose(ll_chunk, ll_full, rtol=2e-5, atol=2e-5)
-    # the observed-label path equals the gathered full predictive (same draws)
-    np.testing.assert_allclose(ll_full, full[jnp.arange(4), labels], rtol=2e-5, atol=2e-5)
+    # the observed-label path, chunked with a remainder (7 does not divide 200), equals the
+    # unchunked full predictive gathered at the labels (same draws)
+    ll_chunk = _softmax_log_lik(mu, noise, labels, chunk_size=7, **kw)
+    np.testing.assert_allclose(ll_chunk, full[jnp.arange(4), labels], rtol=2e-5, atol=2e-5)
 
 
 def test_same_key_same_answer_and_jit(key):
@@ -173,10 +191,12 @@ def test_same_key_same_answer_and_jit(key):
     f = lambda m, k: hp.tempered_softmax_log_likelihood(
         m, noise, labels, key=k, tau=0.5, num_samples=64
     )
-    a, b = f(mu, jax.random.key(1)), f(mu, jax.random.key(1))
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(jax.jit(f)(mu, jax.random.key(1)), a, rtol=1e-6)
-    assert not np.allclose(f(mu, jax.random.key(2)), a)
+    a = f(mu, jax.random.key(1))  # eager
+    jf = jax.jit(f)
+    b = jf(mu, jax.random.key(1))
+    np.testing.assert_allclose(b, a, rtol=1e-6)
+    np.testing.assert_array_equal(jf(mu, jax.random.key(1)), b)
+    assert not np.allclose(jf(mu, jax.random.key(2)), a)
 
 
 def test_log_probs_are_normalised_and_sigmoid_likelihood_consistent(key):
@@ -187,8 +207,8 @@ def test_log_probs_are_normalised_and_sigmoid_likelihood_consistent(key):
     # antithetic draws are a symmetric set, so the estimate at -mu is exactly log(1 - p)'s
     kw = dict(key=key, tau=0.2, num_samples=128, sampler="antithetic")
     ll = hp.tempered_sigmoid_log_likelihood(mu, noise, y, **kw)
-    pos = hp.tempered_sigmoid_log_probs(mu, noise, **kw)
-    neg = hp.tempered_sigmoid_log_probs(-mu, noise, **kw)
+    pos = _sigmoid_log_probs(mu, noise, **kw)
+    neg = _sigmoid_log_probs(-mu, noise, **kw)
     np.testing.assert_allclose(ll, jnp.sum(jnp.where(y == 1, pos, neg), -1), rtol=1e-5)
 
 
@@ -211,8 +231,10 @@ def test_extreme_logits_and_tiny_tau_float32():
     assert jnp.all(jnp.isfinite(lp))
     np.testing.assert_allclose(lp[0, 0], 0.0, atol=1e-6)
     np.testing.assert_allclose(lp[0, 1], -1e4 / 1e-3, rtol=1e-3)  # no clip at log(1e-7)
-    g = jax.grad(
-        lambda m: hp.tempered_softmax_log_likelihood(m, noise, jnp.array([1, 0]), **kw).sum()
+    g = jax.jit(
+        jax.grad(
+            lambda m: hp.tempered_softmax_log_likelihood(m, noise, jnp.array([1, 0]), **kw).sum()
+        )
     )(mu)
     assert jnp.all(jnp.isfinite(g)) and jnp.abs(g).max() > 1.0
     ls = hp.tempered_sigmoid_log_likelihood(mu, noise, jnp.array([[0, 1, 1], [1, 0, 0]]), **kw)
@@ -226,8 +248,9 @@ def test_unlikely_labels_are_not_clipped_and_keep_gradient():
     f = lambda m: hp.tempered_softmax_log_likelihood(
         m, noise, jnp.array([0]), key=jax.random.key(0), num_samples=32
     )[0]
-    np.testing.assert_allclose(f(mu), -40.0, rtol=1e-3)
-    np.testing.assert_allclose(jax.grad(f)(mu), [[1.0, -1.0]], atol=1e-4)
+    value, grad = jax.jit(jax.value_and_grad(f))(mu)
+    np.testing.assert_allclose(value, -40.0, rtol=1e-3)
+    np.testing.assert_allclose(grad, [[1.0, -1.0]], atol=1e-4)
     # sigmoid head: a logit of -50 for a positive label gives log p ~ -50, not log(1e-7) ~ -16
     s = hp.tempered_sigmoid_log_likelihood(
         jnp.array([[-50.0]]),
@@ -258,8 +281,9 @@ def test_gradients_match_finite_differences_float64(kind):
                 mu, noise, labels, key=key, tau=0.5, num_samples=64, chunk_size=16
             ).sum()
 
+        f = jax.jit(f)  # one compile for every finite-difference evaluation
         check_grads(f, (mu, d, V), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
-        g = jax.grad(f, argnums=(0, 1, 2))(mu, d, V)
+        g = jax.grad(f, argnums=(0, 1, 2))(mu, d, V)  # reuses check_grads' compiled VJP
         assert all(float(jnp.abs(x).max()) > 1e-3 for x in g[: 3 if kind != "diagonal" else 2])
 
 
@@ -367,13 +391,17 @@ def test_gradient_with_respect_to_a_learned_temperature_float64():
             (hp.tempered_softmax_log_likelihood, labels),
             (hp.tempered_sigmoid_log_likelihood, jnp.array([[1, 0, 1], [0, 0, 1]])),
         ]:
-            f = lambda t, fn=fn, y=y: fn(
-                mu, noise, y, key=jax.random.key(0), tau=t, num_samples=50, chunk_size=8
-            ).sum()
+            f = jax.jit(
+                lambda t, fn=fn, y=y: fn(
+                    mu, noise, y, key=jax.random.key(0), tau=t, num_samples=50, chunk_size=8
+                ).sum()
+            )
             check_grads(f, (jnp.asarray(0.4, jnp.float64),), order=1, modes=["rev"], atol=1e-6)
-        f = lambda t: hp.tempered_softmax_log_probs(
-            mu, noise, key=jax.random.key(0), tau=t, num_samples=50, chunk_size=8
-        )[:, 1].sum()
+        f = jax.jit(
+            lambda t: hp.tempered_softmax_log_probs(
+                mu, noise, key=jax.random.key(0), tau=t, num_samples=50, chunk_size=8
+            )[:, 1].sum()
+        )
         check_grads(f, (jnp.asarray(0.4, jnp.float64),), order=1, modes=["rev"], atol=1e-6)
 
 
@@ -398,7 +426,11 @@ def test_plain_int_key_is_refused_naming_key(bad_key):
     noise = hp.DiagonalNoise(jnp.ones((2, 3)))
     with pytest.raises(TypeError, match=r"`key`.*jax\.random\.key\(0\)"):
         hp.tempered_softmax_log_likelihood(mu, noise, jnp.array([0, 1]), key=bad_key)
-    # both key flavours are accepted, also under jit
+
+
+def test_both_key_flavours_are_accepted_also_under_jit():
+    mu = jnp.zeros((2, 3))
+    noise = hp.DiagonalNoise(jnp.ones((2, 3)))
     f = lambda k: hp.tempered_softmax_log_probs(mu, noise, key=k, num_samples=4)
     assert np.all(np.isfinite(jax.jit(f)(jax.random.key(0))))
     assert np.all(np.isfinite(f(jax.random.PRNGKey(0))))
@@ -435,9 +467,9 @@ def test_one_pass_gradient_equals_two_pass_float64(kind):
             return jnp.sum(ll * jnp.arange(1.0, 4.0))
 
         args = (mu, d, V, jnp.asarray(0.3))
-        g1 = jax.grad(one_pass, argnums=(0, 1, 2, 3))(*args)
-        g2 = jax.grad(two_pass, argnums=(0, 1, 2, 3))(*args)
-        np.testing.assert_allclose(one_pass(*args), two_pass(*args), rtol=1e-12)
+        v1, g1 = jax.jit(jax.value_and_grad(one_pass, argnums=(0, 1, 2, 3)))(*args)
+        v2, g2 = jax.jit(jax.value_and_grad(two_pass, argnums=(0, 1, 2, 3)))(*args)
+        np.testing.assert_allclose(v1, v2, rtol=1e-12)
         for a, b in zip(g1, g2, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
         assert float(jnp.abs(g1[0]).max()) > 1e-2

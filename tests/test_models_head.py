@@ -115,10 +115,15 @@ def test_hetxl_covariance_matches_projected_samples():
 
 def test_head_parameter_counts_follow_the_declared_outputs():
     def noise_count(cov, **kw):
-        h = HeteroscedasticHead(32, 100, covariance=cov, key=jax.random.key(0), **kw)
-        leaves = jax.tree_util.tree_leaves(
-            eqx.filter((h.noise_layers, h.noise_shared), eqx.is_array)
+        # shapes only (eval_shape): no weights are drawn, nothing is compiled
+        h = eqx.filter_eval_shape(
+            lambda: HeteroscedasticHead(32, 100, covariance=cov, key=jax.random.key(0), **kw)
         )
+        is_leaf = lambda x: isinstance(x, jax.ShapeDtypeStruct)
+        leaves = jax.tree_util.tree_leaves(
+            eqx.filter((h.noise_layers, h.noise_shared), is_leaf), is_leaf=is_leaf
+        )
+        assert leaves
         return sum(x.size for x in leaves)
 
     # the scale layer (32 + 1) * 100, plus: O(DK + KR) against O(DKR), and D K^2 / 2 for full
@@ -239,6 +244,14 @@ def _noisy(head):
     return eqx.tree_at(lambda h: h.scale.bias, head, head.scale.bias + 1.0)
 
 
+@eqx.filter_jit
+def _multilabel_outputs(head, rb, y):
+    """Keyless multilabel head: log_probs, log_likelihood, its input gradient, mu and Sigma."""
+    mu, noise = head.noise_parameters(rb)
+    grad = jax.grad(lambda x: head.log_likelihood(x, y).sum())(rb)
+    return head.log_probs(rb), head.log_likelihood(rb, y), grad, mu, noise.covariance()
+
+
 @pytest.mark.parametrize("cov", ["diagonal", "low_rank"])
 @pytest.mark.parametrize("num_classes", [3, 4])
 def test_probit_head_equals_exact_probit_on_its_own_mu_and_sigma(cov, num_classes):
@@ -280,24 +293,20 @@ def test_multilabel_probit_head_is_the_exact_marginal_without_a_key(cov):
         head = make(cov, multilabel=True, likelihood="probit")
         assert not head.needs_key
         rb = jax.random.normal(jax.random.key(3), (4, D), dtype=jnp.float64)
-        lp = head.log_probs(rb)  # no key
-        mu, noise = head.noise_parameters(rb)
-        cov_ = np.asarray(noise.covariance())
+        y = (jax.random.uniform(jax.random.key(4), (4, K)) < 0.5).astype(jnp.int32)
+        lp, ll, g, mu, cov_ = _multilabel_outputs(head, rb, y)  # no key
+        cov_ = np.asarray(cov_)
         z = np.asarray(mu) / np.sqrt(np.diagonal(cov_, axis1=-2, axis2=-1))
         np.testing.assert_allclose(jnp.exp(lp), norm.cdf(z), rtol=1e-12)
         np.testing.assert_allclose(jnp.exp(lp), exact_indicator_probs(mu, cov_), rtol=1e-12)
-        y = (jax.random.uniform(jax.random.key(4), (4, K)) < 0.5).astype(jnp.int32)
         sign = 2.0 * np.asarray(y) - 1.0
-        np.testing.assert_allclose(
-            head.log_likelihood(rb, y), norm.logcdf(sign * z).sum(-1), rtol=1e-12
-        )
-        g = jax.grad(lambda x: head.log_likelihood(x, y).sum())(rb)
+        np.testing.assert_allclose(ll, norm.logcdf(sign * z).sum(-1), rtol=1e-12)
         assert bool(jnp.all(jnp.isfinite(g)))
 
 
 @pytest.mark.parametrize(
-    "cov, multilabel", [("homoscedastic", False), ("hetxl", False), ("full", False)]
-    + [("homoscedastic", True)],
+    "cov, multilabel",
+    [("homoscedastic", False), ("hetxl", False), ("full", False)] + [("homoscedastic", True)],
 )
 def test_probit_with_an_unsupported_structure_raises_at_construction(cov, multilabel):
     with pytest.raises(ValueError, match=rf"likelihood='probit'.*covariance='{cov}'"):

@@ -46,10 +46,11 @@ SCRIPT = textwrap.dedent(
         mu = mu0[:, :noise.num_classes]
         y = y0 % noise.num_classes
         opts = dict(key=key, num_samples=S, tau=0.7, sampler=sampler)
+        # everything under jit: one compile per function (eagerly, each scan recompiles)
         ref = lambda m, n: tempered_softmax_log_likelihood(m, n, y, chunk_size=6, **opts).sum()
-        v, g = jax.value_and_grad(ref, argnums=(0, 1))(mu, noise)
-        out[name] = {"ref": [float(v), flat(g)],
-                     "ref_probs": flat(tempered_softmax_log_probs(mu, noise, **opts))}
+        v, g = jax.jit(jax.value_and_grad(ref, argnums=(0, 1)))(mu, noise)
+        ref_probs = jax.jit(lambda m, n: tempered_softmax_log_probs(m, n, **opts))(mu, noise)
+        out[name] = {"ref": [float(v), flat(g)], "ref_probs": flat(ref_probs)}
         for shards in meshes:  # meshes (data, class) = (4, 1), (2, 2), (1, 4)
             mesh = class_mesh(num_class_shards=shards)
             f = lambda m, n: class_sharded_log_likelihood(
@@ -57,7 +58,8 @@ SCRIPT = textwrap.dedent(
             v, g = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(mu, noise)
             out[name][str(shards)] = [float(v), flat(g)]
             if shards == probs_at:
-                probs = class_sharded_log_probs(mu, noise, mesh=mesh, **opts)
+                probs = jax.jit(
+                    lambda m, n: class_sharded_log_probs(m, n, mesh=mesh, **opts))(mu, noise)
                 out[name]["probs"] = [flat(probs), str(probs.sharding.spec)]
 
     # per-device memory of loss + gradient, compiled, 1 data x {1, 2, 4} class shards
