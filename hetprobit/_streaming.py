@@ -199,6 +199,10 @@ def _streamed_bwd(cfg, per_draw, residuals, g):
 
 _streamed_log_mean_exp.defvjp(_streamed_fwd, _streamed_bwd)
 
+# compiled once per configuration (cfg and the per-draw function are static): an eager call
+# would otherwise retrace and recompile the chunk scan every time (~0.5 s per call)
+streamed_log_mean_exp = jax.jit(_streamed_log_mean_exp, static_argnums=(0, 1))
+
 
 def _per_example_noise(noise, batch):
     """`noise` with every array leaf broadcast to carry the batch axes first, or None.

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ._streaming import _per_example_noise, _StreamConfig, _streamed_log_mean_exp
+from ._streaming import _per_example_noise, _StreamConfig, streamed_log_mean_exp
 from .noise import Homoscedastic, NoiseStructure, ParameterEfficientNoise
 from .sampling import SAMPLERS
 from .validation import (
@@ -166,7 +166,7 @@ def _estimate(
         params = (mu_full, noise_b, jnp.broadcast_to(tau, batch))
     else:
         params = (mu_full, noise, tau)
-    return _streamed_log_mean_exp(cfg, per_draw, params, aux, key)
+    return streamed_log_mean_exp(cfg, per_draw, params, aux, key)
 
 
 def tempered_softmax_log_probs(

@@ -49,7 +49,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._probit_quadrature import _all_classes_jit, _observed, _observed_jit
-from ._streaming import _per_example_noise, _StreamConfig, _streamed_log_mean_exp
+from ._streaming import _per_example_noise, _StreamConfig, streamed_log_mean_exp
 from .likelihood import CHUNK_ELEMENTS, default_chunk_size
 from .noise import DiagonalNoise, LowRankNoise, NoiseStructure, ParameterEfficientNoise
 from .sampling import SAMPLERS
@@ -150,11 +150,7 @@ def _streamed(
         raw_draws=True,
     )
     params = (mu_full, noise if noise_b is None else noise_b)
-    return _streamed_jit(cfg, fn, params, aux, key)
-
-
-# compiled once per configuration (eager calls would otherwise retrace the scan every time)
-_streamed_jit = jax.jit(_streamed_log_mean_exp, static_argnums=(0, 1))
+    return streamed_log_mean_exp(cfg, fn, params, aux, key)
 
 
 def probit_log_likelihood(

@@ -489,3 +489,18 @@ def test_one_pass_gradient_memory_flat_64_vs_1024():
         return compiled_temp_bytes(jax.grad(f), mu)
 
     assert temp_bytes(1024) < 1.5 * temp_bytes(64)
+
+
+def test_eager_calls_of_the_same_shape_compile_once():
+    """An eager call compiles the streamed estimator once per configuration: a second call
+    with new values (same shapes) reuses it (it used to retrace the chunk scan every call)."""
+    from hetprobit._streaming import streamed_log_mean_exp
+
+    mu = jnp.zeros((3, 4))
+    noise = hp.DiagonalNoise(jnp.ones((3, 4)))
+    hp.tempered_softmax_log_probs(mu, noise, key=jax.random.key(0), num_samples=8)
+    size = streamed_log_mean_exp._cache_size()
+    other = hp.DiagonalNoise(2.0 * jnp.ones((3, 4)))
+    out = hp.tempered_softmax_log_probs(mu + 1.0, other, key=jax.random.key(1), num_samples=8)
+    assert streamed_log_mean_exp._cache_size() == size
+    assert out.shape == (3, 4) and np.all(np.isfinite(out))
