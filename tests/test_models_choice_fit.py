@@ -3,9 +3,9 @@
 References: Greene (2003), *Econometric Analysis*, 5th ed., §21.7.8 and Table 21.11 (p. 729),
 the conditional logit for the travel-mode data (gc, ttme, hinc x air, three constants; the
 table's ttme entry -0.19612 is a misprint of -0.09612, as Table 21.13 of the same book shows);
-statsmodels' `ConditionalLogit`; a scipy BFGS maximum-likelihood fit and finite-difference Hessians of
-numpy log-likelihoods written here (the iid probit by 1-D Gauss-Hermite quadrature, not the
-core's exact probit).
+statsmodels' `ConditionalLogit`; a scipy BFGS maximum-likelihood fit and finite-difference
+Hessians of numpy log-likelihoods written here (the iid probit by 1-D Gauss-Hermite quadrature,
+not the core's exact probit).
 """
 
 import math
@@ -155,18 +155,25 @@ def test_predicted_shares_and_logit_elasticities(data, logit, iid):
     gc = data.attributes[..., data.attribute_names.index("gc")]
     ref = logit.coef["gc"] * gc[:, None, :] * (np.eye(4)[None] - P[:, None, :])
     np.testing.assert_allclose(E, ref, rtol=1e-8, atol=1e-12)
-    # probit: against central finite differences of the predicted probabilities
+    # probit: against central finite differences of the predicted probabilities. The 8 bumped
+    # copies of the data (+/- h on each alternative's gc) are stacked into one data set of
+    # 8 x 210 choosers, so the probabilities are evaluated in one call, not eight.
     Ep = iid.elasticities(data, "gc")
-    Pp = iid.probabilities(data)
+    N, h = data.num_choosers, 1e-4 * gc
+    bumped = np.concatenate(
+        [gc + sign * h * np.eye(4)[k] for k in range(4) for sign in (1.0, -1.0)]
+    )  # (8 N, 4): rows [k, +], [k, -], ... for k = 0..3
+    stacked = ChoiceData.from_arrays(
+        np.tile(data.attributes, (8, 1, 1)), np.tile(data.chosen, 8),
+        alternatives=data.alternatives, attribute_names=data.attribute_names,
+        individual=np.tile(data.individual, (8, 1)), individual_names=data.individual_names,
+        available=np.tile(data.available, (8, 1)),
+    ).with_attributes(gc=bumped)  # fmt: skip
+    logP = np.log(iid.probabilities(stacked)).reshape(4, 2, N, 4)
     for k in range(4):
-        h = 1e-4 * gc[:, k]
-        bump = np.zeros_like(gc)
-        bump[:, k] = h
-        up = iid.probabilities(data.with_attributes(gc=gc + bump))
-        down = iid.probabilities(data.with_attributes(gc=gc - bump))
-        fd = (np.log(up) - np.log(down)) / (2 * h[:, None]) * gc[:, k : k + 1]
+        fd = (logP[k, 0] - logP[k, 1]) / (2 * h[:, k : k + 1]) * gc[:, k : k + 1]
         np.testing.assert_allclose(Ep[:, :, k], fd, rtol=1e-4, atol=1e-8)
-    assert np.all(Pp > 0)
+    assert np.all(np.exp(logP) > 0)
 
 
 def test_lr_test_against_chi2(data, logit):
