@@ -8,10 +8,12 @@ BFGS fit on a numpy likelihood with scipy's MVN CDF; J = 6 likelihood evaluation
    the parent. Reference: `scipy.optimize.minimize(method="BFGS")` (finite-difference gradient)
    on the same parametrisation (asc, gc, ttme, hinc_air; Omega = L L^T with L_00 = 1, rows of
    `chol_*` and `ln_chol_*`), each chooser's probability the orthant P(Z <= b), Z ~ N(0, A_k
-   Sigma A_k^T), from `scipy.stats.multivariate_normal.cdf`, started from the same point (the
+   Sigma A_k^T), from `scipy.stats.multivariate_normal.cdf` with a fixed seed and a fixed
+   number of points (`SCIPY_MVN`: smooth in theta), started from the same point (the
    probit start of `fit_choice`, from the logit fit). Both log-likelihoods are reported.
-2. J = 6, N choosers: log-likelihood evaluations per second, core lattice GHK
-   (`hetprobit.exact_choice_log_probs`, compiled) vs scipy's MVN CDF (one 5-d CDF per chooser).
+2. J = 6, N choosers: log-likelihood evaluations per second, one 5-d orthant per chooser,
+   core lattice GHK (`hetprobit.mvn_log_cdf`, compiled; also value + gradient) vs scipy's MVN
+   CDF on the same orthants.
 
 Writes a table with the ratios and bench/results/bench_choice.json.
 """
@@ -73,6 +75,13 @@ def _sigma(raw, base=3, J=4):
     return F @ F.T + np.ones((J, J))
 
 
+# scipy's MVN CDF is a randomised, adaptive QMC: at its defaults the log-likelihood is noisy
+# in theta and finite-difference BFGS stops at iteration 0 ("precision loss"; measured here:
+# LL -213.95 at the start). Fixed seed and a fixed number of points (abseps = releps = 0 never
+# stop early) make it a smooth deterministic function, as a careful user would set it.
+SCIPY_MVN = {"seed": 0, "maxpts": 4000, "abseps": 0.0, "releps": 0.0}
+
+
 def scipy_log_likelihood(theta, X, y):
     V = X @ theta[:6]
     Sigma = _sigma(theta[6:])
@@ -84,7 +93,7 @@ def scipy_log_likelihood(theta, X, y):
         for r, j in enumerate(j for j in range(J) if j != k):
             A[r, k], A[r, j] = 1.0, -1.0
         b, S = A @ V[n], A @ Sigma @ A.T
-        p = stats.multivariate_normal(np.zeros(J - 1), S).cdf(b)
+        p = stats.multivariate_normal(np.zeros(J - 1), S, **SCIPY_MVN).cdf(b)
         total += np.log(max(p, 1e-300))
     return total
 
@@ -130,7 +139,24 @@ def end_to_end(quick: bool):
     }
 
 
+def _chosen_orthants(V, Sigma, y):
+    """b (N, J-1) = A_k V_n and S (N, J-1, J-1) = A_k Sigma A_k^T, k = y_n the chosen one."""
+    N, J = V.shape
+    b, S = np.zeros((N, J - 1)), np.zeros((N, J - 1, J - 1))
+    for n in range(N):
+        k = y[n]
+        D = np.zeros((J - 1, J))
+        for r, j in enumerate(j for j in range(J) if j != k):
+            D[r, k], D[r, j] = 1.0, -1.0
+        b[n], S[n] = D @ V[n], D @ Sigma @ D.T
+    return b, S
+
+
 def evals_per_second(quick: bool, N: int = 50, J: int = 6):
+    """The J = 6 probit log-likelihood sum_n log P(y_n): one 5-d orthant per chooser, ours
+    (`hetprobit.mvn_log_cdf`, lattice GHK 1021 x 8 points, compiled; the function
+    `fit_choice` evaluates) against scipy's `multivariate_normal.cdf` (Genz's QMC at its
+    default abseps 1e-5), same orthants; also ours with its value and gradient."""
     import jax
     import jax.numpy as jnp
 
@@ -142,29 +168,28 @@ def evals_per_second(quick: bool, N: int = 50, J: int = 6):
     A = rng.normal(size=(J, J))
     Sigma = A @ A.T / J + np.eye(J)
     y = rng.integers(0, J, N)
-    f = jax.jit(
-        lambda v, s: jnp.sum(
-            jnp.take_along_axis(hetprobit.exact_choice_log_probs(v, s), jnp.asarray(y)[:, None], 1)
-        )
-    )
-    Vj, Sj = jnp.asarray(V), jnp.asarray(Sigma)
-    ll_ours = float(f(Vj, Sj))
+    b, S = _chosen_orthants(V, Sigma, y)
+    f = jax.jit(lambda bb, ss: jnp.sum(hetprobit.mvn_log_cdf(bb, ss)))
+    g = jax.jit(jax.value_and_grad(lambda bb, ss: jnp.sum(hetprobit.mvn_log_cdf(bb, ss))))
+    bj, Sj = jnp.asarray(b), jnp.asarray(S)
+    ll_ours = float(f(bj, Sj))
+    jax.block_until_ready(g(bj, Sj))
     reps = 3 if quick else 10
     t = time.perf_counter()
     for _ in range(reps):
-        jax.block_until_ready(f(Vj, Sj))
+        jax.block_until_ready(f(bj, Sj))
     ours = reps / (time.perf_counter() - t)
     t = time.perf_counter()
-    ll_sp = 0.0
-    for n in range(N):
-        k = y[n]
-        D = np.zeros((J - 1, J))
-        for r, j in enumerate(j for j in range(J) if j != k):
-            D[r, k], D[r, j] = 1.0, -1.0
-        ll_sp += np.log(stats.multivariate_normal(np.zeros(J - 1), D @ Sigma @ D.T).cdf(D @ V[n]))
+    for _ in range(reps):
+        jax.block_until_ready(g(bj, Sj))
+    ours_grad = reps / (time.perf_counter() - t)
+    t = time.perf_counter()
+    ll_sp = sum(
+        np.log(stats.multivariate_normal(np.zeros(J - 1), S[n]).cdf(b[n])) for n in range(N)
+    )
     scipy_rate = 1.0 / (time.perf_counter() - t)
-    return {"J": J, "N": N, "ours_per_s": ours, "scipy_per_s": scipy_rate,
-            "ll_ours": ll_ours, "ll_scipy": ll_sp}  # fmt: skip
+    return {"J": J, "N": N, "ours_per_s": ours, "ours_value_and_grad_per_s": ours_grad,
+            "scipy_per_s": scipy_rate, "ll_ours": ll_ours, "ll_scipy": float(ll_sp)}  # fmt: skip
 
 
 def main(argv=None):
@@ -181,6 +206,9 @@ def main(argv=None):
     speed = rate["ours_per_s"] / rate["scipy_per_s"]
     print(f"| J=6 LL evaluations / s (N={rate['N']}) | {rate['ours_per_s']:.2f} | "
           f"{rate['scipy_per_s']:.2f} | {speed:.2f} (ours/scipy) |")  # fmt: skip
+    print(f"| J=6 LL value+gradient / s (scipy: value only) | "
+          f"{rate['ours_value_and_grad_per_s']:.2f} | {rate['scipy_per_s']:.2f} | |")  # fmt: skip
+    print(f"| J=6 log-likelihood | {rate['ll_ours']:.6f} | {rate['ll_scipy']:.6f} | |")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_choice.json").write_text(
