@@ -1,6 +1,8 @@
 """Strict test environment: CPU only, rank promotion raises, fixed seeds."""
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HETPROBIT_FAST", "1")
@@ -11,6 +13,14 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
     ).strip()
+
+# One persistent XLA compilation cache per test run, shared by the xdist workers, the notebook
+# kernels and the subprocess tests (they inherit the environment): identical programs compiled
+# in two processes, or rebuilt from a fresh closure, compile once. Removed at the end.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="hetprobit-xla-")
+    os.environ["HETPROBIT_XLA_CACHE_OWNER"] = str(os.getpid())
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -41,3 +51,31 @@ def make_classifier():
         )
 
     return make
+
+
+# Longest first: with `pytest -n 2` the workers take tests in collection order, so a long
+# test collected last (a notebook, a statistical fit) leaves the other worker idle at the end.
+_LONG = (
+    "notebooks/",
+    "test_models_choice_fit.py::test_probit_nesting",
+    "test_models_choice_lattice.py",
+    "test_readme.py",
+    "test_inference_choice_bayes.py",
+    "test_inference_parallel.py",
+    "test_sharded.py::test_class_sharded_equals_unsharded",
+    "test_models_probit.py",
+    "test_properties_core.py",
+    "test_inference_distributed.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the known long tests (and the notebooks) first, in a fixed order (stable sort:
+    every xdist worker collects the same order)."""
+    items.sort(key=lambda item: not any(key in item.nodeid for key in _LONG))
+
+
+def pytest_unconfigure(config):
+    """The process that made the run's compilation cache removes it."""
+    if os.environ.get("HETPROBIT_XLA_CACHE_OWNER") == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
