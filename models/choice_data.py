@@ -23,6 +23,11 @@ import numpy as np
 __all__ = ["ChoiceData"]
 
 
+def _id(value):
+    """A chooser id as a plain Python value (messages show 2, not np.int64(2))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _names(arg: str, names, *, allow_empty: bool = True) -> tuple[str, ...]:
     if isinstance(names, str):
         raise TypeError(f"`{arg}` must be a sequence of names, not the string {names!r}")
@@ -76,8 +81,17 @@ class ChoiceData:
             raise ValueError("the data has no choosers (N = 0)")
         for name, arr in (("attributes", self.attributes), ("individual", self.individual)):
             if not np.all(np.isfinite(arr)):
-                n = int(np.argwhere(~np.isfinite(arr))[0][0])
-                raise ValueError(f"`{name}` has a non-finite value for chooser {self.ids[n]!r}")
+                where = np.argwhere(~np.isfinite(arr))[0]
+                n = int(where[0])
+                if name == "attributes":
+                    what = (f"attribute {self.attribute_names[where[2]]!r} of alternative "
+                            f"{self.alternatives[where[1]]!r}")  # fmt: skip
+                else:
+                    what = f"chooser variable {self.individual_names[where[1]]!r}"
+                raise ValueError(
+                    f"`{name}` has a non-finite value ({arr[tuple(where)]}) in {what} for "
+                    f"chooser {_id(self.ids[n])!r}"
+                )
         if self.available.shape != (N, J) or self.chosen.shape != (N,):
             raise ValueError(
                 f"`available` must be ({N}, {J}) and `chosen` ({N},); got "
@@ -87,14 +101,14 @@ class ChoiceData:
         if bad.any():
             n = int(np.argmax(bad))
             raise ValueError(
-                f"`chosen` must index an alternative in [0, {J}); chooser {self.ids[n]!r} "
+                f"`chosen` must index an alternative in [0, {J}); chooser {_id(self.ids[n])!r} "
                 f"has {self.chosen[n]}"
             )
         unavailable = ~self.available[np.arange(N), self.chosen]
         if unavailable.any():
             n = int(np.argmax(unavailable))
             raise ValueError(
-                f"chooser {self.ids[n]!r} chose {self.alternatives[self.chosen[n]]!r}, "
+                f"chooser {_id(self.ids[n])!r} chose {self.alternatives[self.chosen[n]]!r}, "
                 "which is not available to them"
             )
 
@@ -191,7 +205,7 @@ class ChoiceData:
                 n = int(np.argmax(counts != 1))
                 raise ValueError(
                     f"`chosen`: every chooser must choose exactly one alternative; chooser "
-                    f"{ids[n]!r} chose {int(counts[n])}"
+                    f"{_id(ids[n])!r} chose {int(counts[n])}"
                 )
             chosen = np.argmax(chosen, axis=1)
         elif chosen.ndim != 1 or not np.issubdtype(chosen.dtype, np.integer):
@@ -261,7 +275,8 @@ class ChoiceData:
         if table.duplicated([id_col, alt_col]).any():
             row = table[table.duplicated([id_col, alt_col])].iloc[0]
             raise ValueError(
-                f"duplicate rows for chooser {row[id_col]!r} and alternative {row[alt_col]!r}"
+                f"duplicate rows for chooser {_id(row[id_col])!r} and alternative "
+                f"{_id(row[alt_col])!r}"
             )
         ids = pd.unique(table[id_col])
         n_idx = pd.Index(ids).get_indexer(table[id_col])
@@ -286,14 +301,14 @@ class ChoiceData:
             n = int(np.argmax(counts != 1))
             raise ValueError(
                 f"`{choice_col}`: every chooser must choose exactly one alternative; chooser "
-                f"{ids[n]!r} chose {int(counts[n])}"
+                f"{_id(ids[n])!r} chose {int(counts[n])}"
             )
         Z = np.zeros((N, len(individual)))
         for q, col in enumerate(individual):
             grouped = table.groupby(id_col, sort=False)[col]
             if (grouped.nunique() > 1).any():
                 bad = grouped.nunique().idxmax()
-                raise ValueError(f"chooser variable {col!r} varies within chooser {bad!r}")
+                raise ValueError(f"chooser variable {col!r} varies within chooser {_id(bad)!r}")
             Z[:, q] = grouped.first().reindex(ids).to_numpy(np.float64)
         return cls.from_arrays(
             X,

@@ -90,6 +90,7 @@ def fit_choice(
     num_nodes: int = 32,
     starts=None,
     max_steps: int = 500,
+    tol: float | None = None,
 ) -> ChoiceResults:
     """Fit a logit or probit choice model by maximum likelihood.
 
@@ -109,6 +110,10 @@ def fit_choice(
             deterministic for "iid" / "heteroscedastic"; not for "full").
         starts: `(M, k)` starting values of theta (default: from the logit fit for probit).
         max_steps: BFGS iteration limit per start.
+        tol: BFGS tolerance on steps and objective (optimistix rtol = atol). Default 1e-9, and
+            1e-6 for the lattice GHK likelihood (probit, J >= 5): its estimate moves by about
+            its simulation error when the variable ordering switches, so a tighter tolerance
+            is never met and every start would run to `max_steps`.
 
     Returns:
         `ChoiceResults` (coefficients, standard errors, LL, AIC/BIC, predictions, summary).
@@ -151,9 +156,12 @@ def fit_choice(
             raise ValueError(f"`starts` must have {k} columns ({model.names}), got {starts.shape}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            if tol is None:
+                lattice = family == "probit" and method == "exact" and len(data.alternatives) > 4
+                tol = 1e-6 if lattice else 1e-9
             est = maximize_likelihood(
                 model, arrays, starts, scale=scale, max_steps=max_steps,
-                hessian=model.hessian_method,
+                hessian=model.hessian_method, rtol=float(tol), atol=float(tol),
             )  # fmt: skip
         for w in caught:
             messages.append(str(w.message))

@@ -261,10 +261,12 @@ def maximize_likelihood(
     robust[bad, :] = np.inf
     robust[:, bad] = np.inf
     if singular:
-        names = np.flatnonzero(bad).tolist()
+        idx = np.flatnonzero(bad).tolist()
+        labels = getattr(problem, "names", None)
+        which = [labels[i] for i in idx] if labels is not None else f"positions {idx}"
         warnings.warn(
-            f"singular Hessian at the estimate (collinear or unidentified parameters at "
-            f"positions {names}); their standard errors are set to inf",
+            f"singular Hessian at the estimate (collinear or unidentified parameters: "
+            f"{which}); their standard errors are set to inf",
             SingularHessianWarning,
             stacklevel=2,
         )

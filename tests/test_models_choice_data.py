@@ -57,7 +57,7 @@ def test_from_arrays_with_indicator_choices_and_subset():
 
 @pytest.mark.parametrize(
     "chosen, match",
-    [([0, 0, 0, 0, 0], "chose 0"), ([0, 1, 1, 1, 0], "chose 2")],
+    [([0, 0, 0, 0, 0], r"chooser \d+ chose 0"), ([0, 1, 1, 1, 0], r"chooser \d+ chose 2")],
 )
 def test_chooser_with_zero_or_two_chosen_alternatives_raises(chosen, match):
     t = _long_table().assign(chosen=chosen)
@@ -85,6 +85,12 @@ def test_bad_long_tables_raise():
     with pytest.raises(ValueError, match="non-finite"):
         ChoiceData.from_arrays(np.full((1, 2, 1), np.nan), np.array([0]),
                                alternatives=("a", "b"), attribute_names=("x",))  # fmt: skip
+    # the message names the attribute, the alternative and the chooser id as a plain value
+    X = np.zeros((2, 2, 2))
+    X[1, 1, 1] = np.inf
+    with pytest.raises(ValueError, match=r"attribute 'y' of alternative 'b' for chooser 7$"):
+        ChoiceData.from_arrays(X, np.array([0, 1]), alternatives=("a", "b"),
+                               attribute_names=("x", "y"), ids=np.array([3, 7]))  # fmt: skip
     with pytest.raises(TypeError, match="alternatives"):
         ChoiceData.from_arrays(np.zeros((1, 2, 1)), np.array([0]), alternatives="ab",
                                attribute_names=("x",))  # fmt: skip
