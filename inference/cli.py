@@ -43,15 +43,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _common(parser: argparse.ArgumentParser, name: str) -> None:
+def _common(parser: argparse.ArgumentParser, name: str, *, epochs: bool = True) -> None:
+    """Options of every study; `--epochs` only where the study trains networks."""
     parser.add_argument("--seed", type=int, default=0, help="seed of data, noise and fits")
     parser.add_argument(
         "--out", default=f"hetprobit-{name}", help="output folder (created if missing)"
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument(
-        "--epochs", type=_positive_int, default=None, help="epochs per fit (None: the study's)"
-    )
+    if epochs:
+        parser.add_argument(
+            "--epochs", type=_positive_int, default=None, help="epochs per fit (None: the study's)"
+        )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -71,7 +73,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         p = subs[module.NAME] = sub.add_parser(
             module.NAME, help=module.HELP, description=module.HELP, formatter_class=fmt
         )
-        _common(p, module.NAME)
+        _common(p, module.NAME, epochs=getattr(module, "TRAINS_NETWORKS", True))
         module.add_arguments(p)
     return parser, subs
 

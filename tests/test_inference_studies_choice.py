@@ -71,6 +71,15 @@ def test_bad_options_exit_2(argv, tmp_path, capsys):
     assert "error: argument --" in capsys.readouterr().err
 
 
+def test_no_epochs_option_for_maximum_likelihood_fits(tmp_path, capsys):
+    """The choice study trains no network: `--epochs` is not offered (argparse rejects it)."""
+    with pytest.raises(SystemExit) as info:
+        main(["choice", "--epochs", "3", "--out", str(tmp_path / "run")])
+    assert info.value.code == 2 and not (tmp_path / "run").exists()
+    assert "unrecognized arguments: --epochs" in capsys.readouterr().err
+    assert parse_args(["compare", "--epochs", "3"]).epochs == 3
+
+
 def test_run_choice_rejects_bad_values():
     with pytest.raises(ValueError, match="data"):
         choice.run_choice(data="nope")

@@ -52,6 +52,7 @@ __all__ = [
 
 NAME = "choice"
 HELP = "logit, iid / full probit and tempered fits of a discrete-choice data set"
+TRAINS_NETWORKS = False  # maximum-likelihood (BFGS) and NUTS fits: no --epochs option
 MODELS = ("logit", "iid", "full", "tempered", "bayes")
 DEFAULT_MODELS = ("logit", "iid", "full", "tempered")
 DEFAULT_TAUS = (0.02, 0.05, 0.1, 0.2)
