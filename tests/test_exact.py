@@ -14,6 +14,7 @@ import pytest
 from jax.test_util import check_grads
 from scipy import integrate, special, stats
 
+import hetprobit as hp
 from hetprobit.exact import (
     bivariate_normal_cdf,
     exact_choice_log_probs,
@@ -367,3 +368,28 @@ def test_half_precision_is_refused_naming_the_argument():
         mvn_cdf(np.zeros(2, np.float16), np.eye(2))
     with pytest.raises(TypeError, match=r"`mu`.*half precision"):
         exact_indicator_log_probs(np.zeros(2, np.float16), np.eye(2))
+
+
+def test_mvn_log_cdf_equals_log_mvn_cdf_and_is_exact_in_the_deep_tail():
+    """log P(Z <= b): equals log(mvn_cdf) at moderate probabilities (m = 1..5), and for
+    independent variables equals sum_i log Phi(b_i) (scipy) where P underflows — the log-space
+    lattice branch (log P < -600 in float64, < -60 in float32)."""
+    from scipy.special import log_ndtr as sp_log_ndtr
+
+    rng = np.random.default_rng(11)
+    with jax.enable_x64(True):
+        for m in range(1, 6):
+            A = rng.normal(size=(m, m))
+            cov = A @ A.T / m + np.eye(m)
+            b = rng.normal(size=(3, m))
+            covs = np.broadcast_to(cov, (3, m, m))
+            got = np.asarray(hp.mvn_log_cdf(b, covs))
+            ref = np.log(np.asarray(hp.mvn_cdf(b, covs)))
+            np.testing.assert_allclose(got, ref, rtol=1e-10, err_msg=f"m={m}")
+        for m, x in ((4, -40.0), (5, -30.0)):
+            got = float(hp.mvn_log_cdf(np.full(m, x), np.eye(m)))
+            np.testing.assert_allclose(got, m * sp_log_ndtr(x), rtol=1e-8)
+    got32 = float(hp.mvn_log_cdf(jnp.full(4, -12.0, jnp.float32), jnp.eye(4, dtype=jnp.float32)))
+    np.testing.assert_allclose(got32, 4 * sp_log_ndtr(-12.0), rtol=1e-4)
+    with pytest.raises(ValueError, match="upper"):
+        hp.mvn_log_cdf(np.zeros(10), np.eye(10))
