@@ -34,8 +34,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._streaming import _per_example_noise, _StreamConfig, streamed_log_mean_exp
+from .montecarlo import MonteCarlo
 from .noise import Homoscedastic, NoiseStructure, ParameterEfficientNoise
-from .sampling import SAMPLERS
 from .validation import (
     check_array,
     check_finite,
@@ -44,7 +44,6 @@ from .validation import (
     check_labels,
     check_not_half,
     check_positive,
-    check_positive_int,
 )
 
 __all__ = [
@@ -84,13 +83,7 @@ def _validate(mu, noise, tau, num_samples, chunk_size, sampler, key):
             "equal (or one of them empty)"
         )
     check_positive("tau", tau)
-    check_positive_int("num_samples", num_samples)
-    if chunk_size is not None:
-        check_positive_int("chunk_size", chunk_size)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")
-    if sampler == "antithetic" and num_samples % 2:
-        raise ValueError(f"`num_samples` must be even for antithetic pairs, got {num_samples}")
+    MonteCarlo(num_samples=num_samples, sampler=sampler, chunk_size=chunk_size)  # validates
     if key is None and not isinstance(noise, Homoscedastic):
         raise TypeError("`key` is required: pass a PRNG key for the Monte Carlo draws")
     return mu, tuple(batch)

@@ -51,8 +51,8 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ._probit_quadrature import _all_classes_jit, _observed, _observed_jit
 from ._streaming import _per_example_noise, _StreamConfig, streamed_log_mean_exp
 from .likelihood import CHUNK_ELEMENTS, default_chunk_size
+from .montecarlo import MonteCarlo
 from .noise import DiagonalNoise, LowRankNoise, NoiseStructure, ParameterEfficientNoise
-from .sampling import SAMPLERS
 from .validation import check_array, check_finite, check_labels, check_positive_int
 
 __all__ = ["probit_log_likelihood", "probit_log_probs", "probit_quadrature_error"]
@@ -116,14 +116,8 @@ def _validate(mu, noise, num_samples, num_nodes, chunk_size, sampler, key):
             "(or one of them empty)"
         )
     batch = mu.shape[:-1] if mu.ndim > 1 else nb
-    check_positive_int("num_samples", num_samples)
     check_positive_int("num_nodes", num_nodes)
-    if chunk_size is not None:
-        check_positive_int("chunk_size", chunk_size)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")
-    if sampler == "antithetic" and num_samples % 2:
-        raise ValueError(f"`num_samples` must be even for antithetic pairs, got {num_samples}")
+    MonteCarlo(num_samples=num_samples, sampler=sampler, chunk_size=chunk_size)  # validates
     if key is None and noise.rank > 0:
         raise TypeError("`key` is required for factor noise (R > 0): pass a PRNG key for the draws")
     return mu, tuple(batch)

@@ -41,8 +41,9 @@ from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .likelihood import default_chunk_size
+from .montecarlo import MonteCarlo
 from .noise import DiagonalNoise, HetXLNoise, LowRankNoise, NoiseStructure, ParameterEfficientNoise
-from .sampling import SAMPLERS, standard_normal_draws
+from .sampling import standard_normal_draws
 from .validation import check_labels, check_positive, check_positive_int
 
 __all__ = [
@@ -233,11 +234,7 @@ def _sharded(
             f"`mu` {mu.shape}"
         )
     check_positive("tau", tau)
-    check_positive_int("num_samples", num_samples)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {sampler!r}")
-    if sampler == "antithetic" and num_samples % 2:
-        raise ValueError(f"`num_samples` must be even for antithetic pairs, got {num_samples}")
+    MonteCarlo(num_samples=num_samples, sampler=sampler, chunk_size=chunk_size)  # validates
     if not isinstance(noise, SHARDABLE_NOISE):
         noise_partition_spec(noise)  # raises the TypeError
     B, K = B_full // n_data, -(-K_full // n_class)  # K padded up to a multiple of the shards

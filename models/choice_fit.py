@@ -157,7 +157,7 @@ def fit_choice(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if tol is None:
-                lattice = family == "probit" and method == "exact" and len(data.alternatives) > 4
+                lattice = family == "probit" and method == "exact" and model.num_alternatives > 4
                 tol = 1e-6 if lattice else 1e-9
             est = maximize_likelihood(
                 model, arrays, starts, scale=scale, max_steps=max_steps,
