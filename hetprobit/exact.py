@@ -296,7 +296,7 @@ def _log_orthant(b, S, method, n_points, n_shifts):
     """log P(Z <= b), b (..., m), S (..., m, m): closed forms (m <= 3, method "auto") with the
     log-space tail below a threshold, lattice SOV (`_log_sov`) otherwise."""
     m = b.shape[-1]
-    if method == "sov" and m > 1 or m > 3:
+    if m > 3 or (method == "sov" and m > 1):
         return _log_sov(b, S, n_points, n_shifts)
     h, R = _standardise(b, S)
     if m == 1:
