@@ -75,6 +75,19 @@ def _sigma(raw, base=3, J=4):
     return F @ F.T + np.ones((J, J))
 
 
+def _chosen_orthants(V, Sigma, y):
+    """b (N, J-1) = A_k V_n and S (N, J-1, J-1) = A_k Sigma A_k^T, k = y_n the chosen one."""
+    N, J = V.shape
+    b, S = np.zeros((N, J - 1)), np.zeros((N, J - 1, J - 1))
+    for n in range(N):
+        k = y[n]
+        D = np.zeros((J - 1, J))
+        for r, j in enumerate(j for j in range(J) if j != k):
+            D[r, k], D[r, j] = 1.0, -1.0
+        b[n], S[n] = D @ V[n], D @ Sigma @ D.T
+    return b, S
+
+
 # scipy's MVN CDF is a randomised, adaptive QMC: at its defaults the log-likelihood is noisy
 # in theta and finite-difference BFGS stops at iteration 0 ("precision loss"; measured here:
 # LL -213.95 at the start). Fixed seed and a fixed number of points (abseps = releps = 0 never
@@ -84,16 +97,10 @@ SCIPY_MVN = {"seed": 0, "maxpts": 4000, "abseps": 0.0, "releps": 0.0}
 
 def scipy_log_likelihood(theta, X, y):
     V = X @ theta[:6]
-    Sigma = _sigma(theta[6:])
-    J = V.shape[1]
+    b, S = _chosen_orthants(V, _sigma(theta[6:]), y)
     total = 0.0
     for n in range(len(y)):
-        k = y[n]
-        A = np.zeros((J - 1, J))
-        for r, j in enumerate(j for j in range(J) if j != k):
-            A[r, k], A[r, j] = 1.0, -1.0
-        b, S = A @ V[n], A @ Sigma @ A.T
-        p = stats.multivariate_normal(np.zeros(J - 1), S, **SCIPY_MVN).cdf(b)
+        p = stats.multivariate_normal(np.zeros(len(b[n])), S[n], **SCIPY_MVN).cdf(b[n])
         total += np.log(max(p, 1e-300))
     return total
 
@@ -137,19 +144,6 @@ def end_to_end(quick: bool):
         "scipy_iterations": int(res.nit),
         "scipy_message": str(res.message),
     }
-
-
-def _chosen_orthants(V, Sigma, y):
-    """b (N, J-1) = A_k V_n and S (N, J-1, J-1) = A_k Sigma A_k^T, k = y_n the chosen one."""
-    N, J = V.shape
-    b, S = np.zeros((N, J - 1)), np.zeros((N, J - 1, J - 1))
-    for n in range(N):
-        k = y[n]
-        D = np.zeros((J - 1, J))
-        for r, j in enumerate(j for j in range(J) if j != k):
-            D[r, k], D[r, j] = 1.0, -1.0
-        b[n], S[n] = D @ V[n], D @ Sigma @ D.T
-    return b, S
 
 
 def evals_per_second(quick: bool, N: int = 50, J: int = 6):
