@@ -57,7 +57,10 @@ def _free_port() -> int:
 def test_two_process_fit_equals_one_process(make_classifier):
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    # one CPU device per process: the suite's XLA flags (tests/conftest.py) without a device count
+    env["XLA_FLAGS"] = " ".join(
+        flag for flag in env.get("XLA_FLAGS", "").split() if "device_count" not in flag
+    )
     env.update(
         JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     )

@@ -47,7 +47,8 @@ def test_data_parallel_fit_matches_single_device():
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ)
     env.update(
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        # the suite's XLA flags (tests/conftest.py) kept, four CPU devices added
+        XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip(),
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")]),
     )

@@ -83,8 +83,9 @@ def test_empirical_priors_estimate_mi_of_unbalanced_channel():
     oracle = jnp.log(jnp.asarray(UNBALANCED, jnp.float32))[x]
     est = I.mutual_information_estimate(oracle, y)
     assert abs(float(est.mi) - mi_true) < 0.02, (float(est.mi), mi_true)
-    np.testing.assert_allclose(est.entropy_y, _entropy(np.bincount(np.asarray(y)) / 20000),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        est.entropy_y, _entropy(np.bincount(np.asarray(y)) / 20000), rtol=1e-5
+    )
     np.testing.assert_allclose(jnp.mean(est.pointwise), est.mi, rtol=1e-4, atol=1e-6)
     # given the true marginal as priors: H(Y) of the true marginal
     p_y = p_x @ UNBALANCED
@@ -118,8 +119,9 @@ def test_bad_inputs_raise_naming_the_argument():
     with pytest.raises(ValueError, match=r"class_priors.*shape \(3,\)"):
         I.mutual_information_estimate(logits, np.zeros(4, int), class_priors=np.ones(4) / 4)
     with pytest.raises(ValueError, match="class_priors.*probability 0"):
-        I.mutual_information_estimate(logits, np.array([0, 1, 2, 2]),
-                                      class_priors=np.array([0.5, 0.5, 0.0]))
+        I.mutual_information_estimate(
+            logits, np.array([0, 1, 2, 2]), class_priors=np.array([0.5, 0.5, 0.0])
+        )
     with pytest.raises(ValueError, match="class_priors"):
         I.mutual_information_estimate(logits, np.zeros(4, int), class_priors="balanced")
     with pytest.raises(ValueError, match="logits.*empty"):

@@ -84,7 +84,8 @@ def test_class_sharded_equals_unsharded_on_4_devices():
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ)
     env.update(
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        # the suite's XLA flags (tests/conftest.py) kept, four CPU devices added
+        XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip(),
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")]),
     )
