@@ -8,19 +8,20 @@ of the pytest process, so what is set here at import reaches the kernel:
   (those are the committed figures of the full run that the README shows);
 - the repository root first on `PYTHONPATH`, so the kernel imports this checkout's
   `hetprobit`, `models` and `inference` whatever is installed;
-- `JAX_PLATFORMS=cpu` unless set, and LLVM at -O0 (faster compiles), as in `tests/conftest.py`.
+- `JAX_PLATFORMS=cpu` unless set, and the fast-compile XLA flags of `tests/environment.py`.
 """
 
 import os
+import sys
 from pathlib import Path
 
 os.environ["HETPROBIT_FAST"] = "1"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()
 _ROOT = str(Path(__file__).resolve().parents[1])
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p
 )
+sys.path.insert(0, _ROOT)
+from tests.environment import use_fast_compiles  # noqa: E402
+
+use_fast_compiles()

@@ -4,15 +4,11 @@ import os
 import shutil
 import tempfile
 
+from tests.environment import use_fast_compiles
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HETPROBIT_FAST", "1")
-# The suite is dominated by XLA compilation of small programs: LLVM at -O0 compiles them ~15-20%
-# faster (measured on tests/test_exact.py and test_models_head.py); the HLO passes, and so the
-# numerics, are unchanged. A user's own XLA_FLAGS setting of the level wins.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()
+use_fast_compiles()  # XLA flags: tests/environment.py
 
 # One persistent XLA compilation cache per test run, shared by the xdist workers, the notebook
 # kernels and the subprocess tests (they inherit the environment): identical programs compiled
