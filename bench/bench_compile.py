@@ -4,13 +4,16 @@ Each entry point runs in a FRESH Python process (nothing cached by an earlier on
 first call's cost is what a user meets. Per entry point: compile = first call (trace + XLA
 compile + one run) minus one run; run = best of 3 later calls. Entry points:
 
-- exact probit, K = 6, a batch of 2000 problems (`exact_choice_probs`, float64);
+- exact probit, K = 6, a batch of 200 problems (`exact_choice_probs`, float64);
 - head loss + gradient: `HeteroscedasticHead` low_rank, K = 10, D = 64, B = 128, S = 64;
 - one SVI epoch of `inference.fit` on 1024 synthetic examples (MLP + low-rank head);
 - the travel-mode full-covariance probit fit (`fit_choice`), first and second call.
 
 Reference printed beside each: the run time (the ratio compile / run says how much of a
-first call is compilation). Writes bench/results/compile.json.
+first call is compilation). Each entry point runs twice: with XLA's default CPU code generation,
+and with the test suite's fast-compile flags (`tests/environment.py`: LLVM -O0, loop emitters
+instead of the MLIR fusion emitters), so the table shows what those flags save in compilation
+and cost in run time. Writes bench/results/compile.json.
 Usage: python bench/bench_compile.py [--quick]
 """
 
@@ -22,6 +25,8 @@ import sys
 import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from tests.environment import use_fast_compiles  # noqa: E402
 
 PRELUDE = """
 import json, time
@@ -38,12 +43,12 @@ def timed(fn, *args):
 """
 
 ENTRY_POINTS = {
-    "exact probit K=6, B=2000": """
+    "exact probit K=6, B=200": """
 jax.config.update("jax_enable_x64", True)
 import hetprobit as hp
 rng = np.random.default_rng(0)
-mu = jnp.asarray(rng.normal(size=(2000, 6)))
-A = rng.normal(size=(2000, 6, 6)); cov = jnp.asarray(A @ A.transpose(0, 2, 1) / 6 + 0.3 * np.eye(6))
+mu = jnp.asarray(rng.normal(size=(200, 6)))
+A = rng.normal(size=(200, 6, 6)); cov = jnp.asarray(A @ A.transpose(0, 2, 1) / 6 + 0.3 * np.eye(6))
 out = timed(jax.jit(hp.exact_choice_probs), mu, cov)
 """,
     "head loss+grad (low_rank K=10, B=128, S=64)": """
@@ -83,9 +88,11 @@ out = {"compile_s": max(first - second, 0.0), "run_s": second, "first_call_s": f
 }
 
 
-def run_entry(name: str, code: str, timeout: int) -> dict:
+def run_entry(code: str, timeout: int, *, fast_compiles: bool) -> dict:
     script = PRELUDE + textwrap.dedent(code) + "\nprint('RESULT' + json.dumps(out))\n"
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+    if fast_compiles:
+        use_fast_compiles(env)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     try:
         proc = subprocess.run(
@@ -110,17 +117,32 @@ def main():
     ap.add_argument("--timeout", type=int, default=900, help="seconds per entry point")
     args = ap.parse_args()
     rows = []
-    print(f"{'entry point':48s} {'compile s':>10s} {'run s':>10s} {'compile/run':>12s}")
+    head = f"{'compile s':>10s} {'run s':>10s} {'compile/run':>12s}"
+    print(f"{'entry point':44s} {'XLA code generation':20s} {head}")
     for name, code in ENTRY_POINTS.items():
         if args.quick and name.startswith("travel"):
             continue
-        res = run_entry(name, code, args.timeout)
-        rows.append({"entry_point": name, **res})
-        if "error" in res:
-            print(f"{name:48s} {'error: ' + str(res['error'])}")
-            continue
-        ratio = res["compile_s"] / max(res["run_s"], 1e-9)
-        print(f"{name:48s} {res['compile_s']:10.2f} {res['run_s']:10.4f} {ratio:12.1f}")
+        for fast in (False, True):
+            res = run_entry(code, args.timeout, fast_compiles=fast)
+            label = "fast-compile flags" if fast else "default"
+            rows.append({"entry_point": name, "xla_flags": label, **res})
+            if "error" in res:
+                print(f"{name:44s} {label:20s} {'error: ' + str(res['error'])}")
+                continue
+            ratio = res["compile_s"] / max(res["run_s"], 1e-9)
+            timings = f"{res['compile_s']:10.2f} {res['run_s']:10.4f} {ratio:12.1f}"
+            print(f"{name:44s} {label:20s} {timings}")
+    pairs = {}
+    for row in rows:
+        if "error" not in row:
+            pairs.setdefault(row["entry_point"], {})[row["xla_flags"]] = row
+    print(f"\n{'entry point':44s} {'compile: default / fast':>24s} {'run: fast / default':>20s}")
+    for name, pair in pairs.items():
+        if len(pair) == 2:
+            d, f = pair["default"], pair["fast-compile flags"]
+            c = d["compile_s"] / max(f["compile_s"], 1e-9)
+            r = f["run_s"] / max(d["run_s"], 1e-9)
+            print(f"{name:44s} {c:23.2f}x {r:19.2f}x")
     out = os.path.join(ROOT, "bench", "results")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "compile.json"), "w") as fh:

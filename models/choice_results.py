@@ -112,7 +112,8 @@ class ChoiceResults:
 
     @property
     def z(self) -> pd.Series:
-        return self._series(self.params / self.estimate.std_err)
+        # + 0.0: an infinite standard error gives z = 0, not "-0" for a negative estimate
+        return self._series(self.params / self.estimate.std_err + 0.0)
 
     @property
     def p_values(self) -> pd.Series:

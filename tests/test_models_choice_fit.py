@@ -197,6 +197,9 @@ def test_collinear_columns_give_flagged_infinite_standard_errors_not_nan(data):
     assert not np.any(np.isnan(fit.std_err)) and not np.any(np.isnan(fit.robust_std_err))
     assert np.isinf(fit.std_err["gc"]) and np.isinf(fit.std_err["gc2"])
     assert np.isfinite(fit.std_err["ttme"])
+    # an infinite standard error: z = 0 (never "-0"), p = 1
+    for name in ("gc", "gc2"):
+        assert fit.z[name] == 0.0 and not np.signbit(fit.z[name]) and fit.p_values[name] == 1.0
     assert "singular Hessian" in fit.summary()
 
 
