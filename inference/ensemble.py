@@ -247,11 +247,12 @@ def ensemble_predict(
     M = jax.tree.leaves(result.params)[0].shape[0]
     keys = jax.vmap(lambda m: jax.random.fold_in(as_typed_key(key), m))(jnp.arange(M))
 
-    @jax.jit
-    def run(params, m_dyn, s_dyn, keys):
-        return jax.vmap(lambda p, m, k: fn(p, inputs, k, {**m, **s_dyn}), in_axes=(0, 0, 0))(
-            params, m_dyn, keys
-        )
-
-    member_lp = run(result.params, member_dyn, shared_dyn, keys)
+    member_lp = _members_log_probs(fn, result.params, inputs, member_dyn, shared_dyn, keys)
     return entropy_decomposition(member_lp, multilabel=multilabel)
+
+
+@eqx.filter_jit
+def _members_log_probs(fn, params, inputs, m_dyn, s_dyn, keys):
+    """Every member's log p(y | x) `(M, N, K)`; `fn` (a `LogProbsFn`) is static and hashable
+    by its configuration, so identical calls compile once."""
+    return jax.vmap(lambda p, m, k: fn(p, inputs, k, {**m, **s_dyn}))(params, m_dyn, keys)

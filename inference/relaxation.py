@@ -160,17 +160,21 @@ def gradient_variance(
     kwargs = model_call_kwargs(svi.model, model_kwargs, B if num_data is None else num_data)
     dyn, static = eqx.partition(kwargs, eqx.is_array)
     unconstrained = svi.optim.get_params(result.state.svi_state.optim_state)
-
-    @jax.jit
-    def grads(u, keys, dyn):
-        def loss(u, k):
-            kw = eqx.combine(dyn, static)
-            return svi.loss.loss(k, svi.constrain_fn(u), svi.model, svi.guide, *batch, **kw)
-
-        return jax.vmap(jax.grad(loss), in_axes=(None, 0))(u, keys)
-
-    g = grads(unconstrained, jax.random.split(as_typed_key(key), n), dyn)
+    keys = jax.random.split(as_typed_key(key), n)
+    g = _loss_gradients(svi, static, unconstrained, keys, dyn, batch)
     return float(sum(jnp.sum(jnp.var(x, axis=0, ddof=1)) for x in jax.tree.leaves(g)))
+
+
+@eqx.filter_jit
+def _loss_gradients(svi, static, unconstrained, keys, dyn, batch):
+    """d loss / d theta (unconstrained) at each key, leaves `(num_keys, ...)`. The SVI and the
+    static kwargs are jit-static, so repeated calls on one fit compile once."""
+
+    def loss(u, k):
+        kw = eqx.combine(dyn, static)
+        return svi.loss.loss(k, svi.constrain_fn(u), svi.model, svi.guide, *batch, **kw)
+
+    return jax.vmap(jax.grad(loss), in_axes=(None, 0))(unconstrained, keys)
 
 
 def relaxation_sweep(

@@ -1,5 +1,6 @@
 """Strict test environment: CPU only, rank promotion raises, fixed seeds."""
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -27,6 +28,28 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture
+def count_traces():
+    """`with count_traces() as traces: ...`: `traces` lists one entry per jaxpr trace (a jit
+    cache miss) inside the block, via the public `jax.monitoring` duration events."""
+
+    @contextlib.contextmanager
+    def counter():
+        traces = []
+
+        def listener(event, duration, **_):
+            if event == "/jax/core/compile/jaxpr_trace_duration":
+                traces.append(duration)
+
+        jax.monitoring.register_event_duration_secs_listener(listener)
+        try:
+            yield traces
+        finally:
+            jax.monitoring.unregister_event_duration_listener(listener)
+
+    return counter
 
 
 @pytest.fixture(scope="session")

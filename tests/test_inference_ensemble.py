@@ -102,9 +102,13 @@ def test_members_differ(setup):
     assert len(set(np.round(ens.losses[:, -1], 3))) == M
 
 
-def test_ensemble_predict_averages_members(setup):
+def test_ensemble_predict_averages_members(setup, count_traces):
     d, _, _, ens = setup
-    pred = ensemble_predict(classifier_model, None, ens, d.x[200:], key=jax.random.key(2))
+    x, k1, k2 = d.x[200:], jax.random.key(3), jax.random.key(2)
+    ensemble_predict(classifier_model, None, ens, x, key=k1)
+    with count_traces() as traces:  # the same configuration and shapes: compiled once
+        pred = ensemble_predict(classifier_model, None, ens, x, key=k2)
+    assert traces == []
     assert pred.member_log_probs.shape == (M, 40, 3) and pred.log_probs.shape == (40, 3)
     np.testing.assert_allclose(
         jnp.exp(pred.log_probs), jnp.mean(jnp.exp(pred.member_log_probs), 0), rtol=1e-5, atol=1e-7

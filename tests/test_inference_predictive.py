@@ -46,6 +46,19 @@ def test_point_predictive_is_the_models_softmax_in_any_chunking():
         np.testing.assert_allclose(p, want, rtol=1e-5, atol=1e-7)
 
 
+def test_identical_calls_compile_once(count_traces):
+    """A second call with new values of the same shapes reuses the compiled predictive (the
+    per-call function is equal by configuration; it used to be a fresh closure per call)."""
+    x = _x()
+    predict_log_probs(_point_model, None, {"w": W}, x, key=jax.random.key(1), batch_size=7)
+    x2, key = x + 1.0, jax.random.key(5)
+    with count_traces() as traces:
+        lp = predict_log_probs(_point_model, None, {"w": 2 * W}, x2, key=key, batch_size=7)
+    assert traces == []
+    want = _softmax(np.asarray(x2, np.float64) @ (2 * W).T)
+    np.testing.assert_allclose(np.exp(lp), want, rtol=1e-5, atol=1e-7)
+
+
 def test_posterior_predictive_is_the_monte_carlo_average():
     x = _x(10)
     loc, scale = W, np.full_like(W, 0.8)

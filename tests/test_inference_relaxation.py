@@ -26,7 +26,7 @@ def test_relaxation_bias_decreases_with_tau(data):
     assert np.all(bias.max_abs >= bias.mean_abs)
 
 
-def test_sweep_picks_by_validation_nll_and_reports_tradeoff(data, make_classifier):
+def test_sweep_picks_by_validation_nll_and_reports_tradeoff(data, make_classifier, count_traces):
     def make_problem(tau):
         net = make_classifier(
             jax.random.key(1), rank=1, tau=tau, num_train_samples=16, num_eval_samples=128
@@ -52,13 +52,12 @@ def test_sweep_picks_by_validation_nll_and_reports_tradeoff(data, make_classifie
     assert len(sweep.fits) == 2
     # common random numbers: the same keys give the same variance -- the sweep's own value
     # for tau = 1 recomputed from its fit, its first minibatch and its gradient key
+    # (a network rebuilt equal by value: the gradients compiled by the sweep are reused)
     k_grad = jax.random.split(jax.random.key(2), 4)[2]
-    again = gradient_variance(
-        sweep.fits[1],
-        (data.x[:50], data.y[:50]),
-        key=k_grad,
-        num_keys=8,
-        num_data=200,
-        **make_problem(1.0)[2],
-    )
+    batch, kwargs = (data.x[:50], data.y[:50]), make_problem(1.0)[2]
+    with count_traces() as traces:
+        again = gradient_variance(
+            sweep.fits[1], batch, key=k_grad, num_keys=8, num_data=200, **kwargs
+        )
     assert again == sweep.grad_variance[1]
+    assert traces == []
