@@ -13,7 +13,9 @@ use_fast_compiles()  # XLA flags: tests/environment.py
 
 # One persistent XLA compilation cache per test run, shared by the xdist workers, the notebook
 # kernels and the subprocess tests (they inherit the environment): identical programs compiled
-# in two processes, or rebuilt from a fresh closure, compile once. Removed at the end.
+# in two processes, or rebuilt from a fresh closure, compile once. Removed at the end. (JAX does
+# not share a program holding a host callback, e.g. an `eqx.error_if` check: its key holds a
+# per-process pointer.)
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="hetprobit-xla-")
     os.environ["HETPROBIT_XLA_CACHE_OWNER"] = str(os.getpid())

@@ -1,7 +1,7 @@
 """Probit recovery with 5 and 6 alternatives, where `fit_choice` uses Genz's lattice GHK.
 
 For 5 <= J <= 10 the probit likelihood is the randomly shifted rank-1 lattice SOV / GHK integral
-of `hetprobit.exact_choice_log_probs` (Genz 1992, J. Comput. Graph. Stat. 1(2); Genz & Bretz
+(`hetprobit.mvn_log_cdf`; Genz 1992, J. Comput. Graph. Stat. 1(2); Genz & Bretz
 2009, *Computation of Multivariate Normal and t Probabilities*, ch. 4) with `n_points *
 n_shifts` points; the fit states that number and its simulation error (issue 11, item 3).
 References: the values the data were simulated with (z-scores against the Hessian standard
@@ -9,14 +9,11 @@ errors) and, for the simulation error, the independent-noise probit's log-likeli
 Gauss-Hermite integral written in numpy (Train 2009, *Discrete Choice Methods with Simulation*,
 §5.6: P_k = E_t prod_{j != k, available} Phi((V_k - V_j + s_k t) / s_j), t ~ N(0, 1)).
 
-Cost (measured, 2-core CI machine, float64): one lattice evaluation is ~J (J - 1) N n_points
-n_shifts log-space SOV steps (every alternative's orthant is computed, then normalised), ~1.4 s
-CPU for J = 6, N = 300 and 127 x 4 points; its gradient ~4.6 s (+ ~15 s to compile), the
-forward-mode scores for 11 parameters ~9.6 s (+ ~11 s to compile), and the Hessian by
-differences takes 2k score evaluations. So ONE small fit covers both choice-set sizes: half of
-the choosers face 5 alternatives (a5 unavailable), half face 6 — the J = 5 and J = 6 lattice
-problems share one compiled likelihood (this test: ~75 s CPU, mostly compilation and the
-Hessian; N = 200 with two starts took ~155 s).
+Cost: the likelihood is one (J - 1)-dimensional orthant per chooser (the chosen alternative's),
+~(J - 1) N n_points n_shifts SOV steps per evaluation; the Hessian by differences takes 2k score
+evaluations. So ONE small fit covers both choice-set sizes: half of the choosers face 5
+alternatives (a5 unavailable), half face 6, and the J = 5 and J = 6 lattice problems share one
+compiled likelihood (about 26 s on a quiet 2-core machine, mostly compilation).
 """
 
 import numpy as np
