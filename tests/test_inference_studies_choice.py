@@ -9,6 +9,7 @@ the quick run must report it.
 import csv
 import json
 import math
+import re
 
 import pytest
 
@@ -48,6 +49,12 @@ def test_quick_run_writes_files(tmp_path, capsys):
         assert lo == pytest.approx(est - 1.959964 * se) and hi == pytest.approx(est + 1.959964 * se)
     md = (tmp_path / "coefficients.md").read_text()
     assert md.startswith("| parameter | logit |") and "AIC" in md
+    # every standard error with three significant digits, trailing zeros kept
+    ses = re.findall(r"\(([-0-9.e+]+)\)", md)
+    assert len(ses) == 6
+    for se in ses:
+        digits = se.split("e")[0].replace(".", "").lstrip("0")
+        assert len(digits) == 3, ses
     out = capsys.readouterr().out
     assert "log-likelihood (exact)" in out and "-199.128" in out
 

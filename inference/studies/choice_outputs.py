@@ -31,7 +31,8 @@ def _wide(results: ChoiceStudyResults) -> tuple[list[str], list[str], dict]:
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
-    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
+    """`digits` significant digits, trailing zeros kept ("0.450", not "0.45")."""
+    return "-" if v is None or not math.isfinite(v) else f"{v:#.{digits}g}"
 
 
 def format_choice(results: ChoiceStudyResults, *, markdown: bool = False) -> str:
