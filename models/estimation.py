@@ -65,7 +65,8 @@ class SingularHessianWarning(RuntimeWarning):
 class Convergence(NamedTuple):
     """Convergence report of a maximum-likelihood fit.
 
-    converged: the solver stopped successfully and the gradient norm is small.
+    converged: the solver stopped successfully with max |grad|/n <= grad_tol, or, whatever the
+        solver says, max |grad|/n <= grad_tol / 100 (the message then says so).
     num_steps: BFGS iterations of the winning start. grad_norm: max |d l / d theta| / N at the
     estimate. message: the solver's message. start: index of the winning start.
     start_log_likelihoods: the log-likelihood reached from every start.
@@ -271,15 +272,20 @@ def maximize_likelihood(
             stacklevel=2,
         )
     grad_norm = float(np.max(np.abs(np.asarray(grad)))) / N if k else 0.0
+    # BFGS's step/function tolerances can stall in the last digits at an optimum whose
+    # gradient is already ~0 (flat directions: the step keeps exceeding rtol); a gradient 100x
+    # below grad_tol counts as converged, and the message says which test was met
+    first_order = grad_norm <= 1e-2 * grad_tol
+    stop = f"max_steps = {max_steps} reached" if steps >= max_steps else "solver stopped early"
     if ok:
         message = "successful"
+    elif first_order:
+        message = (
+            f"converged by the gradient (max |grad|/n <= {1e-2 * grad_tol:.0e}); BFGS's "
+            f"step tolerance was not met: {stop}"
+        )
     else:
-        message = "max_steps reached" if steps >= max_steps else "solver stopped early"
-    # BFGS's step/function tolerances can stall in the last digits at an optimum whose
-    # gradient is already ~0; a gradient 100x below grad_tol counts as converged
-    first_order = grad_norm <= 1e-2 * grad_tol
-    if first_order and not ok:
-        message += " (first-order condition met)"
+        message = stop
     conv = Convergence(
         converged=bool((ok and grad_norm <= grad_tol) or first_order),
         num_steps=steps,

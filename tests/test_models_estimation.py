@@ -71,6 +71,23 @@ def test_the_best_point_is_kept(poisson_data):
         assert not again.convergence.converged or again.convergence.grad_norm < 1e-4
 
 
+def test_convergence_message_says_which_test_was_met(poisson_data):
+    """Success by BFGS's own tolerances; "converged by the gradient" when the step limit cut BFGS
+    off at a point whose gradient is ~0; not converged when the limit cut it off early."""
+    X, y = poisson_data
+    with jax.enable_x64(True):
+        data = (jnp.asarray(X), jnp.asarray(y))
+        opt = maximize_likelihood(Poisson(), data, np.zeros(3))
+        assert opt.convergence.converged and opt.convergence.message == "successful"
+        at_optimum = maximize_likelihood(Poisson(), data, opt.params, max_steps=1).convergence
+        assert at_optimum.converged and at_optimum.grad_norm < 1e-6
+        assert at_optimum.message.startswith("converged by the gradient")
+        assert "max_steps = 1 reached" in at_optimum.message
+        cut_off = maximize_likelihood(Poisson(), data, np.zeros(3), max_steps=2).convergence
+        assert not cut_off.converged and cut_off.grad_norm > 1e-4
+        assert cut_off.message == "max_steps = 2 reached"
+
+
 def test_singular_hessian_gives_infinite_not_nan_errors(poisson_data):
     X, y = poisson_data
     Xd = np.column_stack([X, 2 * X[:, 1]])  # collinear column
