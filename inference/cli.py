@@ -65,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="hetprobit", description=__doc__.split("\n\n")[0], formatter_class=fmt
+        prog="hetprobit",
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            f"With no study, hetprobit runs {_names()[0]}. Every study takes --seed, --out, "
+            "--quick and --no-progress; the studies that train networks also take --epochs. "
+            "`hetprobit <study> --help` lists a study's options with their defaults."
+        ),
+        formatter_class=fmt,
     )
     sub = parser.add_subparsers(dest="study", metavar="{" + ",".join(_names()) + "}")
     subs = {}
@@ -86,14 +93,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse and check the options before any work; no subcommand means `compare`.
 
     Raises:
-        SystemExit: status 2 on a bad option (argparse's convention): an unknown method, a
-            noise rate outside [0, 0.5], a non-positive number, `--out` an existing file.
+        SystemExit: status 2 on a bad option (argparse's convention): an unknown study or
+            method, a noise rate outside [0, 0.5], a non-positive number, `--out` an existing
+            file.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     names = _names()
+    parser, subs = _build()
+    if argv and not argv[0].startswith("-") and argv[0] not in names:
+        parser.error(f"unknown study {argv[0]!r}; choose from {', '.join(names)}")
     if not argv or (argv[0] not in names and argv[0] not in ("-h", "--help")):
         argv = [names[0], *argv]
-    parser, subs = _build()
     args = parser.parse_args(argv)
     sub = subs[args.study]
     if Path(args.out).exists() and not Path(args.out).is_dir():

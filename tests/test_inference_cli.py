@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
         (["bias", "--taus", "0.1,0"], "--taus: every tau must be > 0"),
         (["bias", "--samples", "16,x"], "--samples: expected comma-separated integers"),
         (["bias", "--classes", "3,12"], "--classes: each K must lie in [2, 10]"),
-        (["frobnicate"], "unrecognized arguments: frobnicate"),  # not a study: compare's
+        (["frobnicate"], "unknown study 'frobnicate'; choose from compare, bias, choice"),
+        (["--quick", "frobnicate"], "unrecognized arguments: frobnicate"),  # compare's options
     ],
 )
 def test_bad_options_are_argparse_errors_before_any_work(argv, match, capsys):
@@ -67,6 +68,10 @@ def test_real_command_exit_status_2_and_help_shows_defaults(capsys):
         timeout=120,
     )
     assert bad.returncode == 2 and "--noise-rate" in bad.stderr
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "With no study, hetprobit runs compare." in " ".join(capsys.readouterr().out.split())
     for sub, expected in (("compare", "(default: 0.3)"), ("bias", "None: (3, 5), quick (3,)")):
         with pytest.raises(SystemExit) as exc:
             main([sub, "--help"])
