@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import equinox as eqx
 import jax
@@ -59,41 +58,14 @@ def _distribution_log_probs(fn, num_eval_samples: int | None) -> Array:
     )
 
 
-@dataclass(frozen=True)
-class _StaticKwargs:
-    """The non-array model kwargs, flattened: their leaves and tree structure. Equal and
-    hashable by value (as `jit` compares static arguments), so a jit keyed on them reuses its
-    compilation; leaves that cannot be hashed fall back to identity (a compile per call)."""
-
-    leaves: tuple
-    treedef: object
-
-    @classmethod
-    def of(cls, kwargs) -> _StaticKwargs:
-        leaves, treedef = jax.tree.flatten(kwargs or {})
-        try:
-            hash((tuple(leaves), treedef))
-        except TypeError:
-            return _IdentityKwargs(tuple(leaves), treedef)
-        return cls(tuple(leaves), treedef)
-
-    def as_dict(self) -> dict:
-        return jax.tree.unflatten(self.treedef, self.leaves)
-
-
-class _IdentityKwargs(_StaticKwargs):
-    __eq__ = object.__eq__
-    __hash__ = object.__hash__
-
-
-@dataclass(frozen=True)
-class LogProbsFn:
+class LogProbsFn(eqx.Module):
     """The pure function `(params, inputs, key, dyn_kwargs) -> log p(y | x)` `(B, K)`.
 
-    Traceable and vmappable (the ensemble maps it over stacked member params). Equal and
-    hashable by its configuration, so `predict_log_probs` / `predict_ensemble`, which pass it
-    to `jit` as a static argument, compile once per configuration and input shape: a second
-    identical call does not recompile (it used to, ~1-2 s per call).
+    Traceable and vmappable (the ensemble maps it over stacked member params). An Equinox
+    module whose leaves are all static (the model, guide, settings and the non-array model
+    kwargs): `eqx.filter_jit` compares them by value, so `predict_log_probs` /
+    `predict_ensemble` compile once per configuration and input shape, and a second identical
+    call does not recompile (it used to, ~1-2 s per call).
     """
 
     model: Callable
@@ -101,7 +73,7 @@ class LogProbsFn:
     num_posterior_samples: int = 1
     num_eval_samples: int | None = None
     site: str = "y"
-    static_kwargs: _StaticKwargs = _StaticKwargs((), jax.tree.structure({}))
+    static_kwargs: dict = eqx.field(default_factory=dict)
 
     def _one_draw(self, params, latent, inputs, key, kwargs):
         m = handlers.substitute(handlers.substitute(self.model, data=params), data=latent)
@@ -112,7 +84,7 @@ class LogProbsFn:
             return _distribution_log_probs(trace[self.site]["fn"], self.num_eval_samples)
 
     def __call__(self, params, inputs, key, dyn_kwargs):
-        kwargs = eqx.combine(dyn_kwargs, self.static_kwargs.as_dict())
+        kwargs = eqx.combine(dyn_kwargs, self.static_kwargs)
         k_post, k_model = jax.random.split(key)
         P, guide = self.num_posterior_samples, self.guide
         if guide is not None and hasattr(guide, "sample_posterior"):
@@ -139,12 +111,7 @@ def log_probs_fn(
     """The pure function `(params, inputs, key, dyn_kwargs) -> log p(y | x)` `(B, K)`
     (`LogProbsFn`); `static_kwargs`: the model kwargs that are not arrays."""
     return LogProbsFn(
-        model,
-        guide,
-        num_posterior_samples,
-        num_eval_samples,
-        site,
-        _StaticKwargs.of(static_kwargs),
+        model, guide, num_posterior_samples, num_eval_samples, site, dict(static_kwargs or {})
     )
 
 
