@@ -17,6 +17,7 @@ every test's tolerance allows for. The subprocess tests inherit the flags throug
 environment. A flag the user already set in `XLA_FLAGS` wins.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -27,8 +28,10 @@ FAST_COMPILE_FLAGS = {
 }
 
 
-def _accepted(flags: list[str]) -> bool:
-    """Whether this jaxlib's CPU backend starts with `XLA_FLAGS` = `flags`."""
+@functools.lru_cache
+def _accepted(flags: tuple[str, ...]) -> bool:
+    """Whether this jaxlib's CPU backend starts with `XLA_FLAGS` = `flags` (asked once per
+    process for each set)."""
     env = dict(os.environ, XLA_FLAGS=" ".join(flags), JAX_PLATFORMS="cpu")
     probe = subprocess.run(
         [sys.executable, "-c", "import jax; jax.devices()"], env=env, capture_output=True
@@ -47,6 +50,6 @@ def use_fast_compiles(environ=os.environ) -> None:
     ]
     if not new:
         return
-    if not _accepted(flags + new):
-        new = [flag for flag in new if _accepted(flags + [flag])]
+    if not _accepted(tuple(flags + new)):
+        new = [flag for flag in new if _accepted((*flags, flag))]
     environ["XLA_FLAGS"] = " ".join(flags + new)
